@@ -1,0 +1,120 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace MmCheck.Conformance.Native;
+
+/// <summary>Compiles native/oracle.c with the machine's gcc into a cache directory keyed by a hash of the
+/// source and the compiler flags.</summary>
+internal static class OracleBuild
+{
+    internal const string Compiler = "gcc";
+    internal static readonly string[] Flags = ["-O2", "-static", "-Wall", "-Werror"];
+    private static readonly TimeSpan CompileTimeout = TimeSpan.FromMinutes(2);
+    private static readonly Lock BuildLock = new();
+
+    /// <summary>native/oracle.c next to the assembly (the project copies it to the output directory).</summary>
+    internal static string SourcePath => Path.Combine(AppContext.BaseDirectory, "native", "oracle.c");
+
+    internal static string DefaultCacheDirectory => Path.Combine(Path.GetTempPath(), "mmcheck-oracle");
+
+    /// <summary>Full path of gcc on PATH, or null.</summary>
+    internal static string? FindCompiler()
+    {
+        var path = Environment.GetEnvironmentVariable("PATH") ?? "";
+        foreach (var dir in path.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = Path.Combine(dir, Compiler);
+            if (File.Exists(candidate))
+                return candidate;
+        }
+        return null;
+    }
+
+    /// <summary>Returns the path of an up-to-date oracle binary, building it if needed.</summary>
+    internal static string EnsureBuilt(string? workDir)
+    {
+        var sourcePath = SourcePath;
+        if (!File.Exists(sourcePath))
+            throw new NativeOracleException($"oracle source not found at {sourcePath}");
+        var source = File.ReadAllBytes(sourcePath);
+        var key = Convert.ToHexStringLower(SHA256.HashData(
+            [.. source, .. Encoding.UTF8.GetBytes(string.Join(' ', Flags))]))[..16];
+        var dir = Path.GetFullPath(workDir ?? DefaultCacheDirectory);
+        var binary = Path.Combine(dir, $"oracle-{key}");
+        if (File.Exists(binary))
+            return binary;
+
+        lock (BuildLock)
+        {
+            if (File.Exists(binary))
+                return binary;
+            var gcc = FindCompiler() ?? throw new NativeOracleException($"{Compiler} not found on PATH");
+            Directory.CreateDirectory(dir);
+            // Unique temporary names, then atomic renames: concurrent builders (other test processes) are fine.
+            var unique = $"{Environment.ProcessId}-{Guid.NewGuid():N}";
+            var keyedSource = Path.Combine(dir, $"oracle-{key}.c");
+            var tmpSource = $"{keyedSource}.{unique}.c";
+            var tmpBinary = $"{binary}.{unique}.tmp";
+            try
+            {
+                File.WriteAllBytes(tmpSource, source);
+                Compile(gcc, tmpSource, tmpBinary);
+                File.Move(tmpSource, keyedSource, overwrite: true);
+                File.Move(tmpBinary, binary, overwrite: true);
+            }
+            finally
+            {
+                TryDelete(tmpSource);
+                TryDelete(tmpBinary);
+            }
+            return binary;
+        }
+    }
+
+    private static void Compile(string gcc, string source, string output)
+    {
+        var psi = new ProcessStartInfo(gcc)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var flag in Flags)
+            psi.ArgumentList.Add(flag);
+        psi.ArgumentList.Add("-o");
+        psi.ArgumentList.Add(output);
+        psi.ArgumentList.Add(source);
+
+        using var process = Process.Start(psi)
+            ?? throw new NativeOracleException($"could not start {gcc}");
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(CompileTimeout))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new NativeOracleException($"{gcc} did not finish within {CompileTimeout}");
+        }
+        process.WaitForExit();
+        if (process.ExitCode != 0)
+        {
+            var diagnostics = (stdout.Result + stderr.Result).Trim();
+            throw new NativeOracleException(
+                $"{gcc} {string.Join(' ', psi.ArgumentList)} failed with exit code {process.ExitCode}:{Environment.NewLine}{diagnostics}");
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+}

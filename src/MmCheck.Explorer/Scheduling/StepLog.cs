@@ -1,0 +1,124 @@
+using Linux;
+
+namespace MmCheck.Explorer;
+
+/// <summary>One step of an execution: a task resumed at a scheduling point and ran to the next.</summary>
+internal struct StepRecord
+{
+    public int Thread;
+    public SchedPointKind Kind;
+    /// <summary>The task resumed after sleeping (woken, a lock handed over).</summary>
+    public bool AfterSleep;
+    /// <summary>Switching to this task preempted another that could have gone on.</summary>
+    public bool Preempted;
+    /// <summary>The step wrote something other than a lock word (the state may have changed).</summary>
+    public bool Wrote;
+    public ulong Obj;
+    public string Function;
+    public int FootStart;
+    public int FootLen;
+    public int DataStart;
+    public int DataLen;
+    /// <summary>1-based index of the step within its thread (the vector-clock component).</summary>
+    public int Seq;
+    /// <summary>The previous step of the same thread, -1 for its first.</summary>
+    public int Prev;
+    /// <summary>The step that spawned this thread (for its first step) or woke it, else -1.</summary>
+    public int SpawnSrc;
+    public int WakeSrc;
+    /// <summary>The controller's branching node before this step, -1 when the step was forced.</summary>
+    public int Node;
+}
+
+/// <summary>A data choice made inside a step.</summary>
+internal readonly record struct DataRecord(string What, int Count, int Value);
+
+/// <summary>
+/// The record of one execution: steps, their footprints (object ids, bit 63 set for a write) and
+/// data choices, in flat arrays reused from one execution to the next so that the hot path does
+/// not allocate.
+/// </summary>
+internal sealed class StepLog
+{
+    public const ulong WriteBit = 1UL << 63;
+
+    public StepRecord[] Steps = new StepRecord[256];
+    public int Count;
+    public ulong[] Foot = new ulong[1024];
+    public int FootCount;
+    public DataRecord[] Data = new DataRecord[16];
+    public int DataCount;
+    public readonly List<(int Step, Finding Finding)> Findings = [];
+    /// <summary>Effects per step, only when effects are recorded.</summary>
+    public List<Effect>?[]? Effects;
+
+    public void Reset()
+    {
+        Count = 0;
+        FootCount = 0;
+        DataCount = 0;
+        Findings.Clear();
+        if (Effects is not null)
+        {
+            Array.Clear(Effects);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ref StepRecord Add()
+    {
+        if (Count == Steps.Length)
+        {
+            Array.Resize(ref Steps, Steps.Length * 2);
+        }
+        return ref Steps[Count++];
+    }
+
+    public void AddFoot(ulong entry)
+    {
+        if (FootCount == Foot.Length)
+        {
+            Array.Resize(ref Foot, Foot.Length * 2);
+        }
+        Foot[FootCount++] = entry;
+    }
+
+    public void AddData(DataRecord d)
+    {
+        if (DataCount == Data.Length)
+        {
+            Array.Resize(ref Data, Data.Length * 2);
+        }
+        Data[DataCount++] = d;
+    }
+
+    public ReadOnlySpan<ulong> FootOf(int step) => Foot.AsSpan(Steps[step].FootStart, Steps[step].FootLen);
+
+    public void AddEffect(int step, Effect e)
+    {
+        if (Effects is null || Effects.Length <= step)
+        {
+            var n = new List<Effect>?[Math.Max(step + 1, Math.Max(256, (Effects?.Length ?? 0) * 2))];
+            Effects?.CopyTo(n, 0);
+            Effects = n;
+        }
+        (Effects[step] ??= []).Add(e);
+    }
+
+    /// <summary>Whether two footprints conflict: a common object that one of them writes.</summary>
+    public static bool Conflict(ReadOnlySpan<ulong> a, ReadOnlySpan<ulong> b)
+    {
+        foreach (ulong x in a)
+        {
+            ulong ox = x & ~WriteBit;
+            foreach (ulong y in b)
+            {
+                if ((y & ~WriteBit) == ox && ((x | y) & WriteBit) != 0)
+                {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+}

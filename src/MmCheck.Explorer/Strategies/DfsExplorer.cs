@@ -1,0 +1,56 @@
+using Linux;
+
+namespace MmCheck.Explorer;
+
+/// <summary>Runs DFS over the whole tree: units from the coordinator on every worker.</summary>
+internal static class DfsExplorer
+{
+    /// <summary>Explores; returns whether the bounded space was covered completely.</summary>
+    public static bool Run(ExplorationTarget target, ExplorationOptions opt, ExplorationBudget budget,
+        TraceFactory traces, ResultBuilder into)
+    {
+        var settings = new DfsSettings(opt.Dpor, opt.MaxPreemptions, opt.MaxStepsPerSchedule, opt.InvariantChecks);
+        var coord = new DfsCoordinator(opt.SplitDepth, settings.Plain);
+        var results = new DfsResults(traces);
+        coord.Enqueue(UnitSpec.Root);
+        int incomplete = 0;
+        WorkerPool.Run(opt.Workers, _ =>
+        {
+            var sched = new ExplorerScheduler();
+            var engine = new DfsEngine(target, sched, settings, coord);
+            while (coord.TryTake(out var unit))
+            {
+                try
+                {
+                    // One lock graph per unit: what lockdep sees inside a unit depends on the unit
+                    // alone; cycles across units show when the graphs merge.
+                    var graph = new LockGraph();
+                    var state = new DfsResults.UnitState(unit);
+                    bool complete = engine.ExploreUnit(unit, () => graph, (s, end, outcome) =>
+                    {
+                        if (results.Collect(state, s, end, outcome))
+                        {
+                            budget.ViolationFound();
+                        }
+                        budget.Count(s.Log.Count);
+                    }, budget.ShouldStop);
+                    if (!complete)
+                    {
+                        Interlocked.Increment(ref incomplete);
+                    }
+                }
+                finally
+                {
+                    coord.Done();
+                }
+                if (budget.ShouldStop())
+                {
+                    coord.Stop();
+                }
+            }
+        }, coord.Stop);
+
+        results.WriteTo(into);
+        return incomplete == 0 && !coord.LeftWork && !budget.Stopped && results.StepLimits == 0;
+    }
+}

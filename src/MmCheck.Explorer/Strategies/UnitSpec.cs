@@ -1,0 +1,49 @@
+namespace MmCheck.Explorer;
+
+/// <summary>
+/// A unit of DFS work: the subtree below one choice at one node of the shared tree. The key is
+/// the path of choices from the root; the unit's own choice is the last. The root unit has an
+/// empty key. A unit is a deterministic function of its spec, whoever runs it.
+/// </summary>
+internal sealed class UnitSpec
+{
+    public static readonly UnitSpec Root = new([], [], [], []);
+
+    public UnitSpec(int[] key, bool[] keyIsData, SharedNode[] nodes, List<SleepEntry> sleepCandidates)
+    {
+        Key = key;
+        KeyIsData = keyIsData;
+        Nodes = nodes;
+        SleepCandidates = sleepCandidates;
+    }
+
+    public int[] Key { get; }
+    public bool[] KeyIsData { get; }
+    /// <summary>The shared nodes along the key; the last is where the unit's own choice is made.</summary>
+    public SharedNode[] Nodes { get; }
+    /// <summary>The sleep set in force at the unit's own choice.</summary>
+    public List<SleepEntry> SleepCandidates { get; }
+
+    public override string ToString() => Key.Length == 0 ? "root" : string.Join(".", Key);
+}
+
+/// <summary>Orders unit keys as DFS would visit them: lexicographically, a prefix first.</summary>
+internal sealed class UnitKeyComparer : IComparer<int[]>
+{
+    public static readonly UnitKeyComparer Instance = new();
+
+    public int Compare(int[]? x, int[]? y)
+    {
+        x ??= [];
+        y ??= [];
+        int n = Math.Min(x.Length, y.Length);
+        for (int i = 0; i < n; i++)
+        {
+            if (x[i] != y[i])
+            {
+                return x[i] < y[i] ? -1 : 1;
+            }
+        }
+        return x.Length.CompareTo(y.Length);
+    }
+}

@@ -1,0 +1,59 @@
+namespace MmCheck.Explorer;
+
+/// <summary>
+/// Runs workers on dedicated threads: no synchronization context and the default task scheduler,
+/// so that the kernel's async continuations run inline on the worker that resumed them.
+/// </summary>
+internal static class WorkerPool
+{
+    /// <summary>Runs <paramref name="body"/>(worker index) on <paramref name="workers"/> threads;
+    /// rethrows the first failure after calling <paramref name="onFailure"/>.</summary>
+    public static void Run(int workers, Action<int> body, Action? onFailure = null)
+    {
+        workers = Math.Max(1, workers);
+        var errors = new Exception?[workers];
+        var threads = new Thread[workers];
+        for (int w = 0; w < workers; w++)
+        {
+            int id = w;
+            threads[w] = new Thread(() =>
+            {
+                try
+                {
+                    body(id);
+                }
+#pragma warning disable CA1031 // rethrown on the calling thread below
+                catch (Exception e)
+#pragma warning restore CA1031
+                {
+                    errors[id] = e;
+                    onFailure?.Invoke();
+                }
+            }, 16 << 20)
+            {
+                IsBackground = true,
+                Name = $"mmcheck-explorer-{id}",
+            };
+            threads[w].Start();
+        }
+        foreach (var t in threads)
+        {
+            t.Join();
+        }
+        foreach (var e in errors)
+        {
+            if (e is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e).Throw();
+            }
+        }
+    }
+
+    /// <summary>Runs <paramref name="f"/> on a dedicated thread (see the class remarks) and returns its result.</summary>
+    public static T Isolated<T>(Func<T> f)
+    {
+        T result = default!;
+        Run(1, _ => result = f());
+        return result;
+    }
+}

@@ -1,0 +1,345 @@
+using static Linux.PgTable;
+
+namespace Linux;
+
+/// <summary>One cached translation: a 4 KiB page of an mm (huge leaves are cached per 4 KiB piece).</summary>
+public readonly record struct TlbEntry(ulong Pfn, bool Writable, bool User, bool Dirty);
+
+/// <summary>
+/// A CPU's second-level TLB: set-associative like the hardware (128 sets of 16 ways, indexed by
+/// the low bits of the virtual page number, round-robin replacement within a set), entries tagged
+/// with the mm as PCIDs do. Small scenarios never evict, so a missing flush stays visible.
+/// </summary>
+public sealed class Tlb(int cpu)
+{
+    public const int Sets = 128;
+    public const int Ways = 16;
+    public const int Capacity = Sets * Ways;
+    private const int VpnBits = 46;
+
+    /// <summary>Tag per slot: (mm + 1) above the VPN; 0 marks an empty slot.</summary>
+    private readonly ulong[] _tags = new ulong[Capacity];
+    private readonly TlbEntry[] _data = new TlbEntry[Capacity];
+    private readonly byte[] _victim = new byte[Sets];
+    private int _count;
+    /// <summary>How many slots map each frame, so freeing a frame checks the TLB in O(1).</summary>
+    private readonly PfnCounts _byPfn = new(Capacity * 2);
+    public readonly ulong Obj = ObjId.Make(ObjId.Kind.Tlb, (ulong)cpu);
+
+    public int Count => _count;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong Tag(int mm, ulong vpn) => ((ulong)(mm + 1) << VpnBits) | vpn;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int Find(ulong tag, ulong vpn)
+    {
+        int b = (int)(vpn & (Sets - 1)) * Ways;
+        for (int i = b; i < b + Ways; i++)
+        {
+            if (_tags[i] == tag)
+            {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    public bool TryGet(int mm, ulong vpn, out TlbEntry e)
+    {
+        int i = Find(Tag(mm, vpn), vpn);
+        e = i >= 0 ? _data[i] : default;
+        return i >= 0;
+    }
+
+    public void Fill(int mm, ulong vpn, TlbEntry e)
+    {
+        ulong tag = Tag(mm, vpn);
+        int i = Find(tag, vpn);
+        if (i >= 0)
+        {
+            Unref(_data[i].Pfn);
+        }
+        else
+        {
+            int set = (int)(vpn & (Sets - 1));
+            int b = set * Ways;
+            i = -1;
+            for (int j = b; j < b + Ways; j++)
+            {
+                if (_tags[j] == 0)
+                {
+                    i = j;
+                    break;
+                }
+            }
+            if (i < 0)
+            {
+                i = b + _victim[set];
+                _victim[set] = (byte)((_victim[set] + 1) % Ways);
+                Unref(_data[i].Pfn);
+            }
+            else
+            {
+                _count++;
+            }
+            _tags[i] = tag;
+        }
+        _data[i] = e;
+        _byPfn.Add(e.Pfn, 1);
+    }
+
+    private void Unref(ulong pfn) => _byPfn.Add(pfn, -1);
+
+    private void Clear(int i)
+    {
+        Unref(_data[i].Pfn);
+        _tags[i] = 0;
+        _data[i] = default;
+        _count--;
+    }
+
+    public bool Invalidate(int mm, ulong vpn)
+    {
+        int i = Find(Tag(mm, vpn), vpn);
+        if (i < 0)
+        {
+            return false;
+        }
+        Clear(i);
+        return true;
+    }
+
+    public int InvalidateRange(int mm, ulong startVpn, ulong endVpn)
+    {
+        if (_count == 0)
+        {
+            return 0;
+        }
+        int n = 0;
+        if (endVpn - startVpn <= Sets)
+        {
+            for (ulong v = startVpn; v < endVpn; v++)
+            {
+                if (Invalidate(mm, v))
+                {
+                    n++;
+                }
+            }
+            return n;
+        }
+        ulong lo = Tag(mm, startVpn), hi = endVpn >= 1UL << VpnBits ? Tag(mm + 1, 0) : Tag(mm, endVpn);
+        for (int i = 0; i < Capacity; i++)
+        {
+            if (_tags[i] >= lo && _tags[i] < hi)
+            {
+                Clear(i);
+                n++;
+            }
+        }
+        return n;
+    }
+
+    public int InvalidateMm(int mm) => InvalidateRange(mm, 0, 1UL << VpnBits);
+
+    public IEnumerable<(int Mm, ulong Va, TlbEntry Entry)> Entries()
+    {
+        for (int i = 0; i < Capacity; i++)
+        {
+            if (_tags[i] != 0)
+            {
+                yield return ((int)(_tags[i] >> VpnBits) - 1, (_tags[i] & ((1UL << VpnBits) - 1)) << PAGE_SHIFT, _data[i]);
+            }
+        }
+    }
+
+    public bool MapsPfn(ulong pfn, out ulong va, out int mm)
+    {
+        va = 0;
+        mm = -1;
+        if (_byPfn.Get(pfn) == 0)
+        {
+            return false;
+        }
+        foreach (var (m, v, e) in Entries())
+        {
+            if (e.Pfn == pfn)
+            {
+                (va, mm) = (v, m);
+                return true;
+            }
+        }
+        return false;
+    }
+}
+
+/// <summary>
+/// A small open-addressing map from PFN to a count (linear probing, backward-shift deletion):
+/// the TLB's reverse index, kept allocation-free on the fill path.
+/// </summary>
+internal sealed class PfnCounts(int capacity)
+{
+    private readonly ulong[] _keys = new ulong[capacity];   // pfn + 1; 0 = empty
+    private readonly int[] _counts = new int[capacity];
+    private readonly int _mask = capacity - 1;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int Home(ulong key) => (int)((key * 0x9E3779B97F4A7C15UL) >> 40) & _mask;
+
+    public int Get(ulong pfn)
+    {
+        ulong key = pfn + 1;
+        for (int i = Home(key); _keys[i] != 0; i = (i + 1) & _mask)
+        {
+            if (_keys[i] == key)
+            {
+                return _counts[i];
+            }
+        }
+        return 0;
+    }
+
+    /// <summary>Adds <paramref name="delta"/>; an entry reaching zero is removed.</summary>
+    public void Add(ulong pfn, int delta)
+    {
+        ulong key = pfn + 1;
+        int i = Home(key);
+        for (; _keys[i] != 0; i = (i + 1) & _mask)
+        {
+            if (_keys[i] == key)
+            {
+                if ((_counts[i] += delta) == 0)
+                {
+                    Remove(i);
+                }
+                return;
+            }
+        }
+        _keys[i] = key;
+        _counts[i] = delta;
+    }
+
+    private void Remove(int hole)
+    {
+        _keys[hole] = 0;
+        for (int j = (hole + 1) & _mask; _keys[j] != 0; j = (j + 1) & _mask)
+        {
+            int home = Home(_keys[j]);
+            // Move j back into the hole unless its home lies cyclically in (hole, j].
+            bool stays = hole <= j ? home > hole && home <= j : home > hole || home <= j;
+            if (!stays)
+            {
+                _keys[hole] = _keys[j];
+                _counts[hole] = _counts[j];
+                _keys[j] = 0;
+                hole = j;
+            }
+        }
+    }
+}
+
+/// <summary>
+/// struct mmu_gather: zapping collects the pages it unmapped and frees them only after the TLB
+/// flush that removes every translation to them (mm/mmu_gather.c).
+/// </summary>
+[KernelSymbol("mmu_gather", "include/asm-generic/tlb.h")]
+public sealed class MmuGather(MmStruct mm, bool fullmm)
+{
+    public readonly MmStruct Mm = mm;
+    /// <summary>tlb->fullmm: the whole mm is going away (exit_mmap).</summary>
+    public readonly bool FullMm = fullmm;
+    public ulong Start = ulong.MaxValue;
+    public ulong End;
+    internal readonly List<(Folio Folio, int Refs)> Pages = [];
+    internal readonly List<PageTable> Tables = [];
+
+    /// <summary>tlb_flush_pte_range() / __tlb_adjust_range().</summary>
+    public void AdjustRange(ulong address, ulong size)
+    {
+        Start = Math.Min(Start, address);
+        End = Math.Max(End, address + size);
+    }
+}
+
+// arch/x86/mm/tlb.c, mm/mmu_gather.c.
+public sealed partial class Kernel
+{
+    /// <summary>flush_tlb_mm_range(): shoots down the range on every CPU that may cache the mm.</summary>
+    [KernelSymbol("flush_tlb_mm_range", "arch/x86/mm/tlb.c")]
+    public void FlushTlbMmRange(MmStruct mm, ulong start, ulong end)
+    {
+        if (end <= start)
+        {
+            return;
+        }
+        foreach (var cpu in Cpus)
+        {
+            Sched.Access(cpu.Tlb.Obj, write: true);
+            cpu.Tlb.InvalidateRange(mm.Id, start >> PAGE_SHIFT, (end + PAGE_SIZE - 1) >> PAGE_SHIFT);
+        }
+        if (Sched.RecordsEffects)
+        {
+            Sched.OnEffect(new NoteEffect($"flush_tlb mm#{mm.Id} [{start:x}-{end:x})"));
+        }
+    }
+
+    [KernelSymbol("flush_tlb_range", "arch/x86/include/asm/tlbflush.h")]
+    public void FlushTlbRange(VmAreaStruct vma, ulong start, ulong end) => FlushTlbMmRange(vma.VmMm, start, end);
+
+    [KernelSymbol("flush_tlb_page", "arch/x86/include/asm/tlbflush.h")]
+    public void FlushTlbPage(VmAreaStruct vma, ulong addr) => FlushTlbMmRange(vma.VmMm, addr, addr + PAGE_SIZE);
+
+    [KernelSymbol("flush_tlb_mm", "arch/x86/include/asm/tlbflush.h")]
+    public void FlushTlbMm(MmStruct mm) => FlushTlbMmRange(mm, 0, ulong.MaxValue & PAGE_MASK);
+
+    /// <summary>flush_tlb_kernel_range(): every CPU, init_mm's translations.</summary>
+    [KernelSymbol("flush_tlb_kernel_range", "arch/x86/mm/tlb.c")]
+    public void FlushTlbKernelRange(ulong start, ulong end) => FlushTlbMmRange(InitMm, start, end);
+
+    /// <summary>tlb_gather_mmu().</summary>
+    [KernelSymbol("tlb_gather_mmu", "mm/mmu_gather.c")]
+    public MmuGather TlbGatherMmu(MmStruct mm) => new(mm, fullmm: false);
+
+    /// <summary>tlb_gather_mmu_fullmm().</summary>
+    [KernelSymbol("tlb_gather_mmu_fullmm", "mm/mmu_gather.c")]
+    public MmuGather TlbGatherMmuFullmm(MmStruct mm) => new(mm, fullmm: true);
+
+    /// <summary>__tlb_remove_folio_pages(): defer dropping references until after the flush.</summary>
+    [KernelSymbol("tlb_remove_folio_pages", "mm/mmu_gather.c")]
+    public void TlbRemoveFolio(MmuGather tlb, Folio f, int refs = 1) => tlb.Pages.Add((f, refs));
+
+    /// <summary>tlb_flush_mmu(): flush, then free the batched pages and tables.</summary>
+    [KernelSymbol("tlb_flush_mmu", "mm/mmu_gather.c")]
+    public void TlbFlushMmu(MmuGather tlb)
+    {
+        if (tlb.FullMm)
+        {
+            FlushTlbMm(tlb.Mm);
+        }
+        else if (tlb.End > tlb.Start)
+        {
+            FlushTlbMmRange(tlb.Mm, tlb.Start, tlb.End);
+        }
+        tlb.Start = ulong.MaxValue;
+        tlb.End = 0;
+        if (tlb.Pages.Count > 0)
+        {
+            // free_pages_and_swap_cache() drains this CPU's LRU batches first.
+            LruAddDrain();
+        }
+        foreach (var (f, refs) in tlb.Pages)
+        {
+            FolioPutRefs(f, refs);
+        }
+        tlb.Pages.Clear();
+        foreach (var t in tlb.Tables)
+        {
+            FreePageTable(t);
+        }
+        tlb.Tables.Clear();
+    }
+
+    /// <summary>tlb_finish_mmu().</summary>
+    [KernelSymbol("tlb_finish_mmu", "mm/mmu_gather.c")]
+    public void TlbFinishMmu(MmuGather tlb) => TlbFlushMmu(tlb);
+}

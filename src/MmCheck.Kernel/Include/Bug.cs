@@ -1,0 +1,168 @@
+using System.Runtime.CompilerServices;
+
+namespace Linux;
+
+/// <summary>
+/// A violation of a kernel rule observed in the model: BUG_ON, WARN_ON, a lockdep report,
+/// an oops, or a broken invariant. <see cref="Invariant"/> is one of the stable names in
+/// <see cref="Invariants"/>; scenarios refer to them.
+/// </summary>
+public sealed record Finding(string Invariant, string Message, int TaskPid, string Function)
+{
+    public override string ToString() =>
+        TaskPid > 0 ? $"{Invariant}: {Message} (pid {TaskPid}, {Function})" : $"{Invariant}: {Message} ({Function})";
+}
+
+/// <summary>The stable names of the built-in invariants (design.md, "Built-in invariants").</summary>
+public static class Invariants
+{
+    public const string LockAssert = "lock-assert";
+    public const string LockOrder = "lock-order";
+    public const string Deadlock = "deadlock";
+    public const string Bug = "bug";
+    public const string Warn = "warn";
+    public const string KernelOops = "kernel-oops";
+    public const string RefCount = "refcount";
+    public const string UseAfterFree = "use-after-free";
+    public const string RmapComplete = "rmap-complete";
+    public const string AnonExclusive = "anon-exclusive";
+    public const string TlbCoherent = "tlb-coherent";
+    public const string SleepInAtomic = "sleep-in-atomic";
+    public const string RevokedIomemMapped = "revoked-iomem-mapped";
+    public const string PfnLifetime = "pfn-lifetime";
+    public const string DeviceExclusiveCoherent = "device-exclusive-coherent";
+    public const string KernelMappingSync = "kernel-mapping-sync";
+    public const string WriteNotify = "write-notify";
+}
+
+/// <summary>
+/// Thrown by BUG_ON and by an oops: the task that hit it stops, as the kernel kills a task that
+/// oopses. The scheduler catches it at the task's top frame and records <see cref="Finding"/>.
+/// It never escapes to the tool's user.
+/// </summary>
+public sealed class KernelBugException(Finding finding) : Exception(finding.ToString())
+{
+    public Finding Finding { get; } = finding;
+}
+
+/// <summary>
+/// The message of a BUG_ON/WARN_ON: formatted only when the condition holds, so a check on the
+/// hot path costs a branch, not a string.
+/// </summary>
+[InterpolatedStringHandler]
+public ref struct BugMessage
+{
+    private DefaultInterpolatedStringHandler _inner;
+
+    public BugMessage(int literalLength, int formattedCount, bool condition, out bool shouldAppend)
+    {
+        _inner = condition ? new DefaultInterpolatedStringHandler(literalLength, formattedCount) : default;
+        shouldAppend = condition;
+    }
+
+    public void AppendLiteral(string s) => _inner.AppendLiteral(s);
+
+    public void AppendFormatted<T>(T value) => _inner.AppendFormatted(value);
+
+    public void AppendFormatted<T>(T value, string? format) => _inner.AppendFormatted(value, format);
+
+    public override string ToString() => _inner.ToStringAndClear();
+}
+
+public sealed partial class Kernel
+{
+    /// <summary>BUG_ON(): reports the finding and stops the current task.</summary>
+    [KernelSymbol("BUG_ON", "include/asm-generic/bug.h")]
+    public void BugOn([DoesNotReturnIf(true)] bool condition, string what, [CallerMemberName] string fn = "")
+    {
+        if (condition)
+        {
+            Bug(what, fn);
+        }
+    }
+
+    /// <summary>BUG_ON() with a message formatted only if it fires.</summary>
+    public void BugOn([DoesNotReturnIf(true)] bool condition,
+        [InterpolatedStringHandlerArgument(nameof(condition))] ref BugMessage what, [CallerMemberName] string fn = "")
+    {
+        if (condition)
+        {
+            Bug(what.ToString(), fn);
+        }
+    }
+
+    /// <summary>VM_BUG_ON() with a lazily formatted message.</summary>
+    public void VmBugOn([DoesNotReturnIf(true)] bool condition,
+        [InterpolatedStringHandlerArgument(nameof(condition))] ref BugMessage what, [CallerMemberName] string fn = "")
+    {
+        if (condition)
+        {
+            Bug(what.ToString(), fn);
+        }
+    }
+
+    /// <summary>WARN_ON() with a lazily formatted message.</summary>
+    public bool WarnOn(bool condition, [InterpolatedStringHandlerArgument(nameof(condition))] ref BugMessage what,
+        [CallerMemberName] string fn = "")
+    {
+        if (condition)
+        {
+            Sched.OnFinding(new Finding(Invariants.Warn, what.ToString(), Current?.Pid ?? 0, fn));
+        }
+        return condition;
+    }
+
+    /// <summary>WARN_ON_ONCE() with a lazily formatted message.</summary>
+    public bool WarnOnOnce(bool condition, [InterpolatedStringHandlerArgument(nameof(condition))] ref BugMessage what,
+        [CallerMemberName] string fn = "") => WarnOn(condition, ref what, fn);
+
+    /// <summary>VM_WARN_ON_ONCE() with a lazily formatted message.</summary>
+    public bool VmWarnOnOnce(bool condition, [InterpolatedStringHandlerArgument(nameof(condition))] ref BugMessage what,
+        [CallerMemberName] string fn = "") => WarnOn(condition, ref what, fn);
+
+    [DoesNotReturn]
+    public void Bug(string what, [CallerMemberName] string fn = "")
+    {
+        var f = new Finding(Invariants.Bug, what, Current?.Pid ?? 0, fn);
+        Sched.OnFinding(f);
+        throw new KernelBugException(f);
+    }
+
+    /// <summary>VM_BUG_ON(): as BUG_ON (the model runs with CONFIG_DEBUG_VM).</summary>
+    [KernelSymbol("VM_BUG_ON", "include/linux/mmdebug.h")]
+    public void VmBugOn([DoesNotReturnIf(true)] bool condition, string what, [CallerMemberName] string fn = "") =>
+        BugOn(condition, what, fn);
+
+    /// <summary>WARN_ON(): reports the finding; the kernel carries on.</summary>
+    [KernelSymbol("WARN_ON", "include/asm-generic/bug.h")]
+    public bool WarnOn(bool condition, string what, [CallerMemberName] string fn = "")
+    {
+        if (condition)
+        {
+            Sched.OnFinding(new Finding(Invariants.Warn, what, Current?.Pid ?? 0, fn));
+        }
+        return condition;
+    }
+
+    /// <summary>WARN_ON_ONCE(): as WARN_ON; the explorer reports each finding once anyway.</summary>
+    [KernelSymbol("WARN_ON_ONCE", "include/asm-generic/bug.h")]
+    public bool WarnOnOnce(bool condition, string what, [CallerMemberName] string fn = "") =>
+        WarnOn(condition, what, fn);
+
+    /// <summary>VM_WARN_ON_ONCE() (CONFIG_DEBUG_VM is on in the model).</summary>
+    public bool VmWarnOnOnce(bool condition, string what, [CallerMemberName] string fn = "") =>
+        WarnOn(condition, what, fn);
+
+    /// <summary>Reports a violated invariant that is not a BUG or a WARN (refcount, rmap, …).</summary>
+    public void Violation(string invariant, string what, [CallerMemberName] string fn = "") =>
+        Sched.OnFinding(new Finding(invariant, what, Current?.Pid ?? 0, fn));
+
+    /// <summary>An oops: a kernel-mode access that faulted. Stops the task like BUG.</summary>
+    [DoesNotReturn]
+    public void Oops(string what, [CallerMemberName] string fn = "")
+    {
+        var f = new Finding(Invariants.KernelOops, what, Current?.Pid ?? 0, fn);
+        Sched.OnFinding(f);
+        throw new KernelBugException(f);
+    }
+}

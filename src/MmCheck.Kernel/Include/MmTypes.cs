@@ -1,0 +1,311 @@
+namespace Linux;
+
+/// <summary>
+/// struct mm_struct: one address space. There is one per process; threads share it.
+/// </summary>
+[KernelSymbol("mm_struct", "include/linux/mm_types.h")]
+public sealed class MmStruct
+{
+    public readonly Kernel K;
+    public readonly int Id;
+    /// <summary>The top-level table. Immutable.</summary>
+    public readonly PageTable Pgd;
+    /// <summary>mm->mm_mt: the VMAs. Protected by mmap_lock; read locklessly by lock_vma_under_rcu().</summary>
+    public readonly VmaTree MmMt;
+    /// <summary>mm->mmap_lock.</summary>
+    public readonly RwSemaphore MmapLock;
+    /// <summary>mm->page_table_lock: upper-level table installs (and PMDs where split locks are off).</summary>
+    public readonly SpinLock PageTableLock;
+    /// <summary>mm->mm_lock_seq: odd while the mmap lock is write-held; VMAs write-locked in this
+    /// section carry the same value in vm_lock_seq.</summary>
+    public long MmLockSeq;
+    /// <summary>mm->write_protect_seq: fork's COW window, checked by GUP-fast.</summary>
+    public long WriteProtectSeq;
+    public ulong MmapBase;
+    public ulong TaskSize;
+    /// <summary>mm->rss_stat, per <see cref="MmCounter"/>.</summary>
+    public readonly long[] RssStat = new long[4];
+    public long TotalVm;
+    public long LockedVm;
+    public long PinnedVm;
+    public long DataVm;
+    public long ExecVm;
+    public long StackVm;
+    /// <summary>mm->map_count: number of VMAs.</summary>
+    public int MapCount;
+    /// <summary>mm->flags (MMF_*).</summary>
+    public ulong Flags;
+    /// <summary>mm->mm_users / mm->mm_count.</summary>
+    public int MmUsers = 1;
+    public int MmCount = 1;
+    /// <summary>CPUs that have run this mm (mm_cpumask): the targets of TLB shootdowns.</summary>
+    public readonly HashSet<int> CpuMask = [];
+    /// <summary>Whether exit_mmap() has torn it down.</summary>
+    public bool Dead;
+
+    /// <summary>MMF_HAS_PINNED: some page of this mm was pinned with FOLL_PIN.</summary>
+    public const ulong MMF_HAS_PINNED = 1UL << 27;
+    /// <summary>MMF_UNSTABLE: the OOM reaper is tearing it down.</summary>
+    public const ulong MMF_UNSTABLE = 1UL << 22;
+
+    internal MmStruct(Kernel k, int id, PageTable pgd, ulong taskSize)
+    {
+        K = k;
+        Id = id;
+        Pgd = pgd;
+        TaskSize = taskSize;
+        MmMt = new VmaTree(k, this);
+        MmapLock = new RwSemaphore(k, LockClass.MmapLock, $"mm#{id}.mmap_lock");
+        PageTableLock = new SpinLock(k, LockClass.PageTableLock, $"mm#{id}.page_table_lock");
+    }
+
+    public long GetMmCounter(MmCounter c) => RssStat[(int)c];
+
+    public override string ToString() => $"mm#{Id}";
+}
+
+/// <summary>
+/// struct vm_area_struct: one region of an address space with uniform properties.
+/// </summary>
+[KernelSymbol("vm_area_struct", "include/linux/mm_types.h")]
+public sealed class VmAreaStruct
+{
+    public readonly int Id;
+    /// <summary>Protected by the mmap write lock and the VMA write lock.</summary>
+    public ulong VmStart;
+    public ulong VmEnd;
+    public readonly MmStruct VmMm;
+    /// <summary>Access permissions of this VMA as PTE bits.</summary>
+    public PgProt VmPageProt;
+    /// <summary>vm_flags: change only through vm_flags_set()/clear()/mod() once the VMA is visible.</summary>
+    internal VmFlags __VmFlags;
+    /// <summary>Offset within vm_file in pages (for anon VMAs: vm_start >> PAGE_SHIFT at creation).</summary>
+    public ulong VmPgoff;
+    public File? VmFile;
+    public VmOperationsStruct? VmOps;
+    public object? VmPrivateData;
+    /// <summary>vma->anon_vma: set once by anon_vma_prepare(). Protected by mmap_lock and page_table_lock.</summary>
+    public AnonVma? AnonVma;
+    /// <summary>vma->anon_vma_chain: the anon_vmas this VMA's pages may be in.</summary>
+    public readonly List<AnonVmaChain> AnonVmaChain = [];
+    /// <summary>The per-VMA lock (vm_refcnt, vm_lock_seq).</summary>
+    public readonly VmaLock VmLock;
+    /// <summary>Whether the VMA is in its mm's tree (vma_mark_attached / vma_mark_detached).</summary>
+    public bool Attached;
+    /// <summary>vma->anon_name (MADV_NAME); kept for maps output.</summary>
+    public string? AnonName;
+    /// <summary>vma->pfnmap_track_ctx (v6.16+): set by a remap_pfn_range() that covered the whole
+    /// VMA; shared (kref) by the VMAs vm_area_dup() makes of it.</summary>
+    public PfnmapTrackCtx? PfnmapTrackCtx;
+
+    public VmFlags VmFlags => __VmFlags;
+
+    internal VmAreaStruct(Kernel k, MmStruct mm)
+    {
+        Id = k.NextVmaId();
+        VmMm = mm;
+        VmLock = new VmaLock(k, this);
+    }
+
+    /// <summary>vma_pages().</summary>
+    public ulong Pages => (VmEnd - VmStart) >> PgTable.PAGE_SHIFT;
+
+    /// <summary>vma_is_anonymous(): no vm_ops at all.</summary>
+    [KernelSymbol("vma_is_anonymous", "include/linux/mm.h")]
+    public bool IsAnonymous => VmOps is null;
+
+    /// <summary>vma_is_accessible().</summary>
+    [KernelSymbol("vma_is_accessible", "include/linux/mm.h")]
+    public bool IsAccessible => (VmFlags & VmFlags.VM_ACCESS_FLAGS) != 0;
+
+    /// <summary>The last page offset it maps (vma_last_pgoff()).</summary>
+    public ulong LastPgoff => VmPgoff + Pages - 1;
+
+    public override string ToString() => $"vma#{Id}[{VmStart:x}-{VmEnd:x}]";
+}
+
+/// <summary>
+/// struct pfnmap_track_ctx (mm/memory.c, v6.16+): the memory-type reservation of a PFN range that
+/// remap_pfn_range() mapped over a whole VMA, released when the last VMA holding it goes away.
+/// </summary>
+[KernelSymbol("pfnmap_track_ctx", "include/linux/mm_types.h")]
+public sealed class PfnmapTrackCtx(ulong pfn, ulong size)
+{
+    public readonly ulong Pfn = pfn;
+    public readonly ulong Size = size;
+    /// <summary>ctx->kref.</summary>
+    public int Kref = 1;
+}
+
+/// <summary>
+/// The per-VMA lock of mm/mmap_lock.c: readers (page faults) take it with a trylock
+/// (vma_start_read), writers (under the mmap write lock) stamp vm_lock_seq and wait for readers to
+/// drain (vma_start_write). All write locks of an mm drop together at mmap_write_unlock().
+/// </summary>
+[KernelSymbol("vm_lock", "mm/mmap_lock.c")]
+public sealed class VmaLock : LockBase
+{
+    private readonly VmAreaStruct _vma;
+    private readonly List<TaskStruct> _readers = [];
+    private readonly WaitQueueHead _writerWait;
+    /// <summary>vma->vm_lock_seq: equal to mm_lock_seq while write-locked.</summary>
+    public long VmLockSeq = -1;
+
+    internal VmaLock(Kernel k, VmAreaStruct vma) : base(k, LockClass.VmaLock, $"vma#{vma.Id}.vm_lock")
+    {
+        _vma = vma;
+        _writerWait = new WaitQueueHead(k);
+    }
+
+    public int Readers => _readers.Count;
+
+    public override bool IsLocked => _readers.Count > 0 || IsWriteLocked;
+
+    public bool IsWriteLocked => VmLockSeq == _vma.VmMm.MmLockSeq && (_vma.VmMm.MmLockSeq & 1) == 1;
+
+    public override bool IsHeldBy(TaskStruct t) => _readers.Contains(t) ||
+                                                   (IsWriteLocked && _vma.VmMm.MmapLock.IsWriteHeldBy(t));
+
+    /// <summary>vma_start_read(): fails if the VMA is write-locked or detached; never sleeps.</summary>
+    [KernelSymbol("vma_start_read", "mm/mmap_lock.c")]
+    public ValueTask<bool> StartRead([CallerMemberName] string fn = "")
+    {
+        var point = K.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        return point.IsCompleted ? new ValueTask<bool>(TryStartRead(fn)) : StartReadAfterPoint(point, fn);
+    }
+
+    private async ValueTask<bool> StartReadAfterPoint(SchedYield point, string fn)
+    {
+        await point;
+        return TryStartRead(fn);
+    }
+
+    private bool TryStartRead(string fn)
+    {
+        var k = K;
+        k.Sched.Access(Obj, write: true);
+        k.Sched.Access(ObjId.Make(ObjId.Kind.Vma, (ulong)_vma.Id), write: false);
+        if (IsWriteLocked || !_vma.Attached)
+        {
+            return false;
+        }
+        var t = k.Current!;
+        k.LockdepAcquire(t, this, 0, read: true, trylock: true, fn);
+        _readers.Add(t);
+        return true;
+    }
+
+    /// <summary>vma_end_read().</summary>
+    [KernelSymbol("vma_end_read", "mm/mmap_lock.c")]
+    public ValueTask EndRead([CallerMemberName] string fn = "")
+    {
+        var point = K.Sched.Point(SchedPointKind.LockRelease, Obj, fn);
+        if (point.IsCompleted)
+        {
+            ReleaseRead(fn);
+            return default;
+        }
+        return EndReadAfterPoint(point, fn);
+    }
+
+    private async ValueTask EndReadAfterPoint(SchedYield point, string fn)
+    {
+        await point;
+        ReleaseRead(fn);
+    }
+
+    private void ReleaseRead(string fn)
+    {
+        var k = K;
+        k.Sched.Access(Obj, write: true);
+        var t = k.Current!;
+        if (!_readers.Remove(t))
+        {
+            k.Bug($"vma_end_read of {Name} not held by pid {t.Pid}", fn);
+        }
+        k.LockdepRelease(t, this, fn);
+        if (_readers.Count == 0)
+        {
+            _writerWait.WakeUpAll();
+        }
+    }
+
+    /// <summary>vma_start_write(): Context: mmap write lock held. Waits for readers to drain.</summary>
+    [KernelSymbol("vma_start_write", "mm/mmap_lock.c")]
+    public async ValueTask StartWrite([CallerMemberName] string fn = "")
+    {
+        var k = K;
+        var mm = _vma.VmMm;
+        k.MmapAssertWriteLocked(mm, fn);
+        if (IsWriteLocked)
+        {
+            return;
+        }
+        await k.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        k.Sched.Access(Obj, write: true);
+        var t = k.Current!;
+        // Lockdep sees the exclusion of readers as a momentary write acquisition.
+        k.LockdepAcquire(t, this, 0, read: false, trylock: false, fn);
+        while (_readers.Count > 0)
+        {
+            await _writerWait.Sleep(fn);
+        }
+        k.LockdepRelease(t, this, fn);
+        VmLockSeq = mm.MmLockSeq;
+    }
+
+    /// <summary>vma_assert_write_locked().</summary>
+    [KernelSymbol("vma_assert_write_locked", "include/linux/mmap_lock.h")]
+    public void AssertWriteLocked([CallerMemberName] string fn = "")
+    {
+        if (!IsWriteLocked)
+        {
+            K.Violation(Invariants.LockAssert, $"{fn}: {_vma} is not write-locked", fn);
+        }
+    }
+}
+
+/// <summary>
+/// struct anon_vma: the root of the reverse map for anonymous pages. Every anon folio points to
+/// one (folio->mapping); rmap walks its chain of VMAs to find every PTE of the folio.
+/// </summary>
+[KernelSymbol("anon_vma", "include/linux/rmap.h")]
+public sealed class AnonVma
+{
+    public readonly int Id;
+    /// <summary>Handle stored in folio->mapping.</summary>
+    public readonly int Handle;
+    /// <summary>anon_vma->root: the one whose rwsem guards the whole family.</summary>
+    public AnonVma Root;
+    /// <summary>anon_vma->parent: the anon_vma this one was forked from.</summary>
+    public AnonVma Parent;
+    /// <summary>The root's rwsem (only the root's is ever taken).</summary>
+    public readonly RwSemaphore Rwsem;
+    /// <summary>anon_vma->refcount.</summary>
+    public int Refcount = 1;
+    /// <summary>anon_vma->num_children: anon_vmas whose parent this is.</summary>
+    public int NumChildren;
+    /// <summary>anon_vma->num_active_vmas: VMAs whose vma->anon_vma is this one.</summary>
+    public int NumActiveVmas;
+    /// <summary>anon_vma->rb_root: the chains linking VMAs in. Protected by the root's rwsem.</summary>
+    public readonly List<AnonVmaChain> RbRoot = [];
+
+    internal AnonVma(Kernel k, int id, int handle)
+    {
+        Id = id;
+        Handle = handle;
+        Root = this;
+        Parent = this;
+        Rwsem = new RwSemaphore(k, LockClass.AnonVmaRwsem, $"anon_vma#{id}.rwsem");
+    }
+
+    public override string ToString() => $"anon_vma#{Id}";
+}
+
+/// <summary>struct anon_vma_chain: links one VMA into one anon_vma.</summary>
+[KernelSymbol("anon_vma_chain", "include/linux/rmap.h")]
+public sealed class AnonVmaChain(VmAreaStruct vma, AnonVma anonVma)
+{
+    public readonly VmAreaStruct Vma = vma;
+    public readonly AnonVma AnonVma = anonVma;
+}

@@ -1,0 +1,96 @@
+namespace Linux;
+
+/// <summary>
+/// The scheduler for running the model without exploring: every scheduling point lets the
+/// current task go on; a task that sleeps yields to the next runnable one in FIFO order. Used by
+/// unit tests, benchmarks and conformance, where a scenario runs in one fixed order.
+/// </summary>
+public sealed class DirectScheduler : Scheduler
+{
+    private readonly Queue<TaskStruct> _runQueue = new();
+    private bool _suspended;
+
+    /// <summary>Findings reported so far, in order.</summary>
+    public List<Finding> Findings { get; } = [];
+
+    public override SchedYield Point(SchedPointKind kind, ulong obj, string function) => SchedYield.Continue;
+
+    public override SchedYield Sleep(object channel, string function)
+    {
+        var t = Current!;
+        t.SchedState = TaskSchedState.Sleeping;
+        t.WaitChannel = channel;
+        return new SchedYield(this);
+    }
+
+    public override void Wake(TaskStruct task)
+    {
+        if (task.SchedState == TaskSchedState.Sleeping)
+        {
+            task.SchedState = TaskSchedState.Runnable;
+            task.WaitChannel = null;
+            _runQueue.Enqueue(task);
+        }
+    }
+
+    public override void OnFinding(Finding finding) => Findings.Add(finding);
+
+    /// <summary>Queues a task; it runs when the current one finishes or sleeps.</summary>
+    public override void Spawn(TaskStruct task, Func<ValueTask> body, string name)
+    {
+        task.SchedState = TaskSchedState.Runnable;
+        task.Continuation = () => _ = RunTaskBody(task, body);
+        _runQueue.Enqueue(task);
+    }
+
+    protected internal override void Suspend(Action continuation)
+    {
+        Current!.Continuation = continuation;
+        _suspended = true;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> as <paramref name="task"/> until every task is done or asleep.
+    /// Returns false if some task is left sleeping (a deadlock, also reported as a finding).
+    /// </summary>
+    public bool Run(TaskStruct task, Func<ValueTask> body)
+    {
+        Spawn(task, body, task.Comm);
+        return RunUntilIdle();
+    }
+
+    private bool RunUntilIdle()
+    {
+        var previous = Current;
+        var sleeping = new HashSet<TaskStruct>();
+        while (_runQueue.Count > 0)
+        {
+            var t = _runQueue.Dequeue();
+            var c = t.Continuation!;
+            t.Continuation = null;
+            Current = t;
+            _suspended = false;
+            c();
+            if (_suspended && t.SchedState == TaskSchedState.Sleeping)
+            {
+                sleeping.Add(t);
+            }
+            else if (_suspended)
+            {
+                _runQueue.Enqueue(t);
+            }
+            sleeping.RemoveWhere(s => s.SchedState != TaskSchedState.Sleeping);
+        }
+        Current = previous;
+        sleeping.RemoveWhere(s => s.SchedState != TaskSchedState.Sleeping);
+        if (sleeping.Count > 0)
+        {
+            foreach (var s in sleeping)
+            {
+                OnFinding(new Finding(Invariants.Deadlock, $"pid {s.Pid} sleeps forever on {s.WaitChannel}", s.Pid, "schedule"));
+            }
+            return false;
+        }
+        return true;
+    }
+}

@@ -1,0 +1,564 @@
+namespace Linux;
+
+/// <summary>
+/// Common to every lock: its class, its kernel, its footprint identity and its waiters.
+/// Waiters are granted the lock in FIFO order on release (qspinlock and rwsem hand-off), so a
+/// woken task resumes already holding it.
+/// </summary>
+public abstract class LockBase
+{
+    public readonly LockClass Class;
+    public readonly Kernel K;
+    /// <summary>Footprint identity (<see cref="ObjId.Kind.Lock"/>).</summary>
+    public readonly ulong Obj;
+    /// <summary>A label for traces: "mm#2.mmap_lock".</summary>
+    public readonly string Name;
+    private protected Queue<(TaskStruct Task, bool Read)>? Waiters;
+
+    protected LockBase(Kernel k, LockClass cls, string name)
+    {
+        K = k;
+        Class = cls;
+        Name = name;
+        Obj = ObjId.Make(ObjId.Kind.Lock, k.NextObjectId());
+    }
+
+    public override string ToString() => Name;
+
+    private protected void Enqueue(TaskStruct t, bool read) => (Waiters ??= new()).Enqueue((t, read));
+
+    private protected bool HasWaiters => Waiters is { Count: > 0 };
+
+    /// <summary>True if <paramref name="t"/> holds this lock in any mode.</summary>
+    public abstract bool IsHeldBy(TaskStruct t);
+
+    /// <summary>True if anyone holds it.</summary>
+    public abstract bool IsLocked { get; }
+}
+
+/// <summary>spinlock_t. Holding one disables preemption: sleeping under it is a finding.</summary>
+[KernelSymbol("spinlock_t", "include/linux/spinlock_types.h")]
+public sealed class SpinLock(Kernel k, LockClass cls, string name) : LockBase(k, cls, name)
+{
+    private TaskStruct? _owner;
+
+    public TaskStruct? Owner => _owner;
+
+    public override bool IsLocked => _owner is not null;
+
+    public override bool IsHeldBy(TaskStruct t) => _owner == t;
+
+    [KernelSymbol("spin_lock", "include/linux/spinlock.h")]
+    public ValueTask Lock([CallerMemberName] string fn = "", int subclass = 0)
+    {
+        var point = K.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        return point.IsCompleted ? Acquire(fn, subclass) : LockAfterPoint(point, fn, subclass);
+    }
+
+    private async ValueTask LockAfterPoint(SchedYield point, string fn, int subclass)
+    {
+        await point;
+        await Acquire(fn, subclass);
+    }
+
+    /// <summary>The uncontended fast path completes synchronously; a waiter sleeps for the hand-off.</summary>
+    private ValueTask Acquire(string fn, int subclass)
+    {
+        var k = K;
+        var t = k.Current!;
+        k.LockdepAcquire(t, this, subclass, read: false, trylock: false, fn);
+        k.Sched.Access(Obj, write: true);
+        if (_owner is null)
+        {
+            _owner = t;
+            t.PreemptCount++;
+            return default;
+        }
+        Enqueue(t, read: false);
+        return WaitForHandoff(t, fn);
+    }
+
+    private async ValueTask WaitForHandoff(TaskStruct t, string fn)
+    {
+        await K.Sched.Sleep(this, fn);
+        Debug.Assert(_owner == t);
+        t.PreemptCount++;
+    }
+
+    [KernelSymbol("spin_trylock", "include/linux/spinlock.h")]
+    public async ValueTask<bool> TryLock([CallerMemberName] string fn = "")
+    {
+        var k = K;
+        await k.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        var t = k.Current!;
+        k.Sched.Access(Obj, write: true);
+        if (_owner is not null)
+        {
+            return false;
+        }
+        k.LockdepAcquire(t, this, 0, read: false, trylock: true, fn);
+        _owner = t;
+        t.PreemptCount++;
+        return true;
+    }
+
+    [KernelSymbol("spin_unlock", "include/linux/spinlock.h")]
+    public ValueTask Unlock([CallerMemberName] string fn = "")
+    {
+        var point = K.Sched.Point(SchedPointKind.LockRelease, Obj, fn);
+        if (point.IsCompleted)
+        {
+            ReleaseNow(fn);
+            return default;
+        }
+        return UnlockAfterPoint(point, fn);
+    }
+
+    private async ValueTask UnlockAfterPoint(SchedYield point, string fn)
+    {
+        await point;
+        ReleaseNow(fn);
+    }
+
+    /// <summary>The release without its scheduling point: for paths that already yielded.</summary>
+    internal void ReleaseNow(string fn)
+    {
+        var k = K;
+        var t = k.Current!;
+        k.Sched.Access(Obj, write: true);
+        if (_owner != t)
+        {
+            k.Bug($"spin_unlock of {Name} not held by pid {t.Pid}", fn);
+        }
+        k.LockdepRelease(t, this, fn);
+        t.PreemptCount--;
+        if (Waiters is { Count: > 0 } w)
+        {
+            var (next, _) = w.Dequeue();
+            _owner = next;
+            k.Sched.Wake(next);
+        }
+        else
+        {
+            _owner = null;
+        }
+    }
+}
+
+/// <summary>struct rw_semaphore (mmap_lock, i_mmap_rwsem, anon_vma->rwsem); with a non-sleeping
+/// class it is an rwlock_t (resource_lock), which disables preemption while held.</summary>
+/// <remarks>
+/// A reader gets in while no writer holds it and no writer waits (a queued writer blocks new
+/// readers, which is what makes read-recursion deadlock). On release the head waiter is granted:
+/// a writer alone, or every queued reader (rwsem_mark_wake() wakes readers in bulk).
+/// </remarks>
+[KernelSymbol("rw_semaphore", "include/linux/rwsem.h")]
+public sealed class RwSemaphore(Kernel k, LockClass cls, string name) : LockBase(k, cls, name)
+{
+    private TaskStruct? _writer;
+    private readonly List<TaskStruct> _readers = [];
+
+    public TaskStruct? Writer => _writer;
+
+    public int ReaderCount => _readers.Count;
+
+    public override bool IsLocked => _writer is not null || _readers.Count > 0;
+
+    public override bool IsHeldBy(TaskStruct t) => _writer == t || _readers.Contains(t);
+
+    public bool IsWriteHeldBy(TaskStruct t) => _writer == t;
+
+    public bool IsReadHeldBy(TaskStruct t) => _readers.Contains(t);
+
+    private bool WriterWaiting()
+    {
+        if (Waiters is null)
+        {
+            return false;
+        }
+        foreach (var (_, read) in Waiters)
+        {
+            if (!read)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    [KernelSymbol("down_read", "kernel/locking/rwsem.c")]
+    public ValueTask DownRead([CallerMemberName] string fn = "", int subclass = 0)
+    {
+        var point = K.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        return point.IsCompleted ? AcquireRead(fn, subclass) : DownReadAfterPoint(point, fn, subclass);
+    }
+
+    private async ValueTask DownReadAfterPoint(SchedYield point, string fn, int subclass)
+    {
+        await point;
+        await AcquireRead(fn, subclass);
+    }
+
+    private ValueTask AcquireRead(string fn, int subclass)
+    {
+        var k = K;
+        var t = k.Current!;
+        if (Class.Sleeps)
+        {
+            k.MightSleep(fn);
+        }
+        k.LockdepAcquire(t, this, subclass, read: true, trylock: false, fn);
+        k.Sched.Access(Obj, write: true);
+        if (_writer is null && !WriterWaiting())
+        {
+            _readers.Add(t);
+            EnterAtomic(t);
+            return default;
+        }
+        Enqueue(t, read: true);
+        return WaitForHandoff(t, fn);
+    }
+
+    private async ValueTask WaitForHandoff(TaskStruct t, string fn)
+    {
+        await K.Sched.Sleep(this, fn);
+        Debug.Assert(_writer == t || _readers.Contains(t));
+        EnterAtomic(t);
+    }
+
+    /// <summary>A spinning rwlock_t (a non-sleeping class) disables preemption while held.</summary>
+    private void EnterAtomic(TaskStruct t)
+    {
+        if (!Class.Sleeps)
+        {
+            t.PreemptCount++;
+        }
+    }
+
+    private void LeaveAtomic(TaskStruct t)
+    {
+        if (!Class.Sleeps)
+        {
+            t.PreemptCount--;
+        }
+    }
+
+    [KernelSymbol("down_read_trylock", "kernel/locking/rwsem.c")]
+    public async ValueTask<bool> DownReadTrylock([CallerMemberName] string fn = "")
+    {
+        var k = K;
+        await k.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        var t = k.Current!;
+        k.Sched.Access(Obj, write: true);
+        if (_writer is not null || WriterWaiting())
+        {
+            return false;
+        }
+        k.LockdepAcquire(t, this, 0, read: true, trylock: true, fn);
+        _readers.Add(t);
+        EnterAtomic(t);
+        return true;
+    }
+
+    [KernelSymbol("down_write", "kernel/locking/rwsem.c")]
+    public ValueTask DownWrite([CallerMemberName] string fn = "", int subclass = 0)
+    {
+        var point = K.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        return point.IsCompleted ? AcquireWrite(fn, subclass) : DownWriteAfterPoint(point, fn, subclass);
+    }
+
+    private async ValueTask DownWriteAfterPoint(SchedYield point, string fn, int subclass)
+    {
+        await point;
+        await AcquireWrite(fn, subclass);
+    }
+
+    private ValueTask AcquireWrite(string fn, int subclass)
+    {
+        var k = K;
+        var t = k.Current!;
+        if (Class.Sleeps)
+        {
+            k.MightSleep(fn);
+        }
+        k.LockdepAcquire(t, this, subclass, read: false, trylock: false, fn);
+        k.Sched.Access(Obj, write: true);
+        if (_writer is null && _readers.Count == 0 && !HasWaiters)
+        {
+            _writer = t;
+            EnterAtomic(t);
+            return default;
+        }
+        Enqueue(t, read: false);
+        return WaitForHandoff(t, fn);
+    }
+
+    [KernelSymbol("down_write_trylock", "kernel/locking/rwsem.c")]
+    public async ValueTask<bool> DownWriteTrylock([CallerMemberName] string fn = "")
+    {
+        var k = K;
+        await k.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        var t = k.Current!;
+        k.Sched.Access(Obj, write: true);
+        if (_writer is not null || _readers.Count > 0)
+        {
+            return false;
+        }
+        k.LockdepAcquire(t, this, 0, read: false, trylock: true, fn);
+        _writer = t;
+        EnterAtomic(t);
+        return true;
+    }
+
+    [KernelSymbol("up_read", "kernel/locking/rwsem.c")]
+    public ValueTask UpRead([CallerMemberName] string fn = "")
+    {
+        var point = K.Sched.Point(SchedPointKind.LockRelease, Obj, fn);
+        if (point.IsCompleted)
+        {
+            ReleaseRead(fn);
+            return default;
+        }
+        return UpReadAfterPoint(point, fn);
+    }
+
+    private async ValueTask UpReadAfterPoint(SchedYield point, string fn)
+    {
+        await point;
+        ReleaseRead(fn);
+    }
+
+    private void ReleaseRead(string fn)
+    {
+        var k = K;
+        var t = k.Current!;
+        k.Sched.Access(Obj, write: true);
+        if (!_readers.Remove(t))
+        {
+            k.Bug($"up_read of {Name} not read-held by pid {t.Pid}", fn);
+        }
+        k.LockdepRelease(t, this, fn);
+        LeaveAtomic(t);
+        GrantWaiters();
+    }
+
+    [KernelSymbol("up_write", "kernel/locking/rwsem.c")]
+    public ValueTask UpWrite([CallerMemberName] string fn = "")
+    {
+        var point = K.Sched.Point(SchedPointKind.LockRelease, Obj, fn);
+        if (point.IsCompleted)
+        {
+            ReleaseWrite(fn);
+            return default;
+        }
+        return UpWriteAfterPoint(point, fn);
+    }
+
+    private async ValueTask UpWriteAfterPoint(SchedYield point, string fn)
+    {
+        await point;
+        ReleaseWrite(fn);
+    }
+
+    private void ReleaseWrite(string fn)
+    {
+        var k = K;
+        var t = k.Current!;
+        k.Sched.Access(Obj, write: true);
+        if (_writer != t)
+        {
+            k.Bug($"up_write of {Name} not write-held by pid {t.Pid}", fn);
+        }
+        k.LockdepRelease(t, this, fn);
+        LeaveAtomic(t);
+        _writer = null;
+        GrantWaiters();
+    }
+
+    /// <summary>downgrade_write(): the writer becomes a reader; queued readers come in too.</summary>
+    [KernelSymbol("downgrade_write", "kernel/locking/rwsem.c")]
+    public async ValueTask DowngradeWrite([CallerMemberName] string fn = "")
+    {
+        var k = K;
+        await k.Sched.Point(SchedPointKind.LockRelease, Obj, fn);
+        var t = k.Current!;
+        k.Sched.Access(Obj, write: true);
+        if (_writer != t)
+        {
+            k.Bug($"downgrade_write of {Name} not write-held by pid {t.Pid}", fn);
+        }
+        _writer = null;
+        _readers.Add(t);
+        k.LockdepDowngrade(t, this);
+        while (Waiters is { Count: > 0 } w && w.Peek().Read)
+        {
+            var (r, _) = w.Dequeue();
+            _readers.Add(r);
+            k.Sched.Wake(r);
+        }
+    }
+
+    private void GrantWaiters()
+    {
+        if (_writer is not null || Waiters is not { Count: > 0 } w)
+        {
+            return;
+        }
+        if (!w.Peek().Read)
+        {
+            if (_readers.Count == 0)
+            {
+                var (wr, _) = w.Dequeue();
+                _writer = wr;
+                K.Sched.Wake(wr);
+            }
+            return;
+        }
+        // rwsem_mark_wake(): readers at the head are woken together, writers behind them wait.
+        while (w.Count > 0 && w.Peek().Read)
+        {
+            var (r, _) = w.Dequeue();
+            _readers.Add(r);
+            K.Sched.Wake(r);
+        }
+    }
+}
+
+/// <summary>struct mutex: driver locks, vfio's vma_lock.</summary>
+[KernelSymbol("mutex", "include/linux/mutex.h")]
+public sealed class Mutex(Kernel k, LockClass cls, string name) : LockBase(k, cls, name)
+{
+    private TaskStruct? _owner;
+
+    public TaskStruct? Owner => _owner;
+
+    public override bool IsLocked => _owner is not null;
+
+    public override bool IsHeldBy(TaskStruct t) => _owner == t;
+
+    [KernelSymbol("mutex_lock", "kernel/locking/mutex.c")]
+    public async ValueTask Lock([CallerMemberName] string fn = "", int subclass = 0)
+    {
+        var k = K;
+        await k.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        var t = k.Current!;
+        k.MightSleep(fn);
+        k.LockdepAcquire(t, this, subclass, read: false, trylock: false, fn);
+        k.Sched.Access(Obj, write: true);
+        if (_owner is null)
+        {
+            _owner = t;
+            return;
+        }
+        Enqueue(t, read: false);
+        await k.Sched.Sleep(this, fn);
+        Debug.Assert(_owner == t);
+    }
+
+    [KernelSymbol("mutex_trylock", "kernel/locking/mutex.c")]
+    public async ValueTask<bool> TryLock([CallerMemberName] string fn = "")
+    {
+        var k = K;
+        await k.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        var t = k.Current!;
+        k.Sched.Access(Obj, write: true);
+        if (_owner is not null)
+        {
+            return false;
+        }
+        k.LockdepAcquire(t, this, 0, read: false, trylock: true, fn);
+        _owner = t;
+        return true;
+    }
+
+    [KernelSymbol("mutex_unlock", "kernel/locking/mutex.c")]
+    public async ValueTask Unlock([CallerMemberName] string fn = "")
+    {
+        var k = K;
+        await k.Sched.Point(SchedPointKind.LockRelease, Obj, fn);
+        var t = k.Current!;
+        k.Sched.Access(Obj, write: true);
+        if (_owner != t)
+        {
+            k.Bug($"mutex_unlock of {Name} not held by pid {t.Pid}", fn);
+        }
+        k.LockdepRelease(t, this, fn);
+        if (Waiters is { Count: > 0 } w)
+        {
+            var (next, _) = w.Dequeue();
+            _owner = next;
+            k.Sched.Wake(next);
+        }
+        else
+        {
+            _owner = null;
+        }
+    }
+}
+
+/// <summary>struct completion: one side waits until the other calls complete().</summary>
+[KernelSymbol("completion", "include/linux/completion.h")]
+public sealed class Completion(Kernel k, string name)
+{
+    private readonly Kernel _k = k;
+    private readonly ulong _obj = ObjId.Make(ObjId.Kind.Other, k.NextObjectId());
+    private readonly List<TaskStruct> _waiters = [];
+    private bool _done;
+
+    public string Name { get; } = name;
+
+    public bool Done => _done;
+
+    [KernelSymbol("wait_for_completion", "kernel/sched/completion.c")]
+    public async ValueTask Wait([CallerMemberName] string fn = "")
+    {
+        var k = _k;
+        k.Sched.Access(_obj, write: false);
+        if (_done)
+        {
+            return;
+        }
+        _waiters.Add(k.Current!);
+        await k.Sched.Sleep(this, fn);
+    }
+
+    [KernelSymbol("complete_all", "kernel/sched/completion.c")]
+    public void CompleteAll()
+    {
+        _k.Sched.Access(_obj, write: true);
+        _done = true;
+        foreach (var t in _waiters)
+        {
+            _k.Sched.Wake(t);
+        }
+        _waiters.Clear();
+    }
+}
+
+/// <summary>wait_queue_head_t: sleepers on a condition, all woken by wake_up_all().</summary>
+[KernelSymbol("wait_queue_head", "include/linux/wait.h")]
+public sealed class WaitQueueHead(Kernel k)
+{
+    private readonly Kernel _k = k;
+    private readonly List<TaskStruct> _sleepers = [];
+
+    public bool HasSleepers => _sleepers.Count > 0;
+
+    /// <summary>Puts the current task to sleep until the next wake-up (the caller re-checks its
+    /// condition in a loop, as wait_event() does).</summary>
+    public SchedYield Sleep(string fn)
+    {
+        _sleepers.Add(_k.Current!);
+        return _k.Sched.Sleep(this, fn);
+    }
+
+    [KernelSymbol("wake_up_all", "include/linux/wait.h")]
+    public void WakeUpAll()
+    {
+        foreach (var t in _sleepers)
+        {
+            _k.Sched.Wake(t);
+        }
+        _sleepers.Clear();
+    }
+}

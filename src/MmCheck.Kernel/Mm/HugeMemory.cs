@@ -1,0 +1,76 @@
+namespace Linux;
+
+// mm/huge_memory.c, the part the model needs: huge leaves exist only as special PFN mappings
+// (vmf_insert_pfn_pmd/pud), so splitting one zaps it and zapping one just clears it.
+public sealed partial class Kernel
+{
+    /// <summary>vma_is_special_huge(): a DAX or PFN-map VMA, whose huge leaves have no folio.</summary>
+    [KernelSymbol("vma_is_special_huge", "include/linux/huge_mm.h")]
+    public static bool VmaIsSpecialHuge(VmAreaStruct vma) =>
+        vma.VmFile is not null && (vma.VmFlags & (VmFlags.VM_PFNMAP | VmFlags.VM_MIXEDMAP)) != 0;
+
+    /// <summary>__split_huge_pmd(): a special PMD cannot be split into PTEs of pages, so it is
+    /// cleared and flushed; the range refaults at PTE granularity.</summary>
+    [KernelSymbol("__split_huge_pmd", "mm/huge_memory.c")]
+    public async ValueTask __SplitHugePmd(VmAreaStruct vma, PtPtr pmd, ulong address)
+    {
+        ulong haddr = address & ~(Paging.PmdSize - 1);
+        var ptl = await PmdLock(vma.VmMm, pmd);
+        if (PgTable.PmdLeaf(PmdpGet(pmd)))
+        {
+            BugOn(!VmaIsSpecialHuge(vma), $"huge PMD in {vma}, which is not a special mapping");
+            PmdpHugeGetAndClear(vma.VmMm, haddr, pmd);
+            FlushTlbRange(vma, haddr, haddr + Paging.PmdSize);
+        }
+        await ptl.Unlock("__split_huge_pmd");
+    }
+
+    /// <summary>__split_huge_pud().</summary>
+    [KernelSymbol("__split_huge_pud", "mm/huge_memory.c")]
+    public async ValueTask __SplitHugePud(VmAreaStruct vma, PtPtr pud, ulong address)
+    {
+        ulong haddr = address & ~(Paging.PudSize - 1);
+        var ptl = await PudLock(vma.VmMm, pud);
+        if (PudLeaf(PudpGet(pud)))
+        {
+            BugOn(!VmaIsSpecialHuge(vma), $"huge PUD in {vma}, which is not a special mapping");
+            PudpHugeGetAndClear(vma.VmMm, haddr, pud);
+            FlushTlbRange(vma, haddr, haddr + Paging.PudSize);
+        }
+        await ptl.Unlock("__split_huge_pud");
+    }
+
+    /// <summary>zap_huge_pmd(): clears a whole special PMD leaf. Returns true if one was there.</summary>
+    [KernelSymbol("zap_huge_pmd", "mm/huge_memory.c")]
+    public async ValueTask<bool> ZapHugePmd(MmuGather tlb, VmAreaStruct vma, PtPtr pmd, ulong addr)
+    {
+        var ptl = await PmdLock(vma.VmMm, pmd);
+        if (!PgTable.PmdLeaf(PmdpGet(pmd)))
+        {
+            await ptl.Unlock("zap_huge_pmd");
+            return false;
+        }
+        BugOn(!VmaIsSpecialHuge(vma), $"huge PMD in {vma}, which is not a special mapping");
+        PmdpHugeGetAndClear(vma.VmMm, addr, pmd);
+        tlb.AdjustRange(addr, Paging.PmdSize);
+        await ptl.Unlock("zap_huge_pmd");
+        return true;
+    }
+
+    /// <summary>zap_huge_pud().</summary>
+    [KernelSymbol("zap_huge_pud", "mm/huge_memory.c")]
+    public async ValueTask<bool> ZapHugePud(MmuGather tlb, VmAreaStruct vma, PtPtr pud, ulong addr)
+    {
+        var ptl = await PudLock(vma.VmMm, pud);
+        if (!PudLeaf(PudpGet(pud)))
+        {
+            await ptl.Unlock("zap_huge_pud");
+            return false;
+        }
+        BugOn(!VmaIsSpecialHuge(vma), $"huge PUD in {vma}, which is not a special mapping");
+        PudpHugeGetAndClear(vma.VmMm, addr, pud);
+        tlb.AdjustRange(addr, Paging.PudSize);
+        await ptl.Unlock("zap_huge_pud");
+        return true;
+    }
+}

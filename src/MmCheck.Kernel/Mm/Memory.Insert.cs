@@ -1,0 +1,558 @@
+using static Linux.PgTable;
+using static Linux.VmFault;
+using static Linux.VmFlags;
+
+namespace Linux;
+
+// mm/memory.c and mm/huge_memory.c: the insertion API drivers use — remap_pfn_range() and its
+// mmap_prepare split, vmf_insert_pfn(_prot), vmf_insert_mixed(), vm_insert_page(),
+// vmf_insert_pfn_pmd/pud(), get_locked_pte().
+public sealed partial class Kernel
+{
+    /// <summary>get_locked_pte(): allocates the tables down to the PTE and returns it locked.</summary>
+    [KernelSymbol("get_locked_pte", "mm/memory.c")]
+    public async ValueTask<(PtPtr Pte, SpinLock Ptl)?> GetLockedPte(MmStruct mm, ulong addr)
+    {
+        if (await WalkAllocPmd(mm, addr) is not { } pmd)
+        {
+            return null;
+        }
+        if (await PteAlloc(mm, pmd, addr))
+        {
+            return null;
+        }
+        return await PteOffsetMapLock(mm, pmd, addr);
+    }
+
+    /// <summary>
+    /// remap_pfn_range(): the legacy form a driver calls from ->mmap (or, wrongly, ->fault). By
+    /// release (variant remap_pfn_range.tracking): v6.16+ takes a pfnmap_track_ctx when it covers
+    /// the whole VMA and refuses a second one with -EINVAL; v6.3–v6.15 sets VM_PAT through
+    /// track_pfn_remap(); before v6.3 the flags are written directly. Then
+    /// remap_pfn_range_notrack(): VM_IO|VM_PFNMAP|VM_DONTEXPAND|VM_DONTDUMP (vm_flags_set()
+    /// asserts the mmap write lock since v6.3), vm_pgoff = PFN for COW mappings (which must be
+    /// covered whole), special PTEs with BUG_ON on any that is already set, and — since v6.11 —
+    /// a zap of what it mapped if it fails part-way.
+    /// </summary>
+    [KernelSymbol("remap_pfn_range", "mm/memory.c")]
+    public async ValueTask<int> RemapPfnRange(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot)
+    {
+        switch (Variants.RemapPfnRangeTracking)
+        {
+            case Variants.RemapPfnTracking.PfnmapTrack:
+                return await RemapPfnRangeTrack(vma, addr, pfn, size, prot, setVma: true);
+            default:
+                if (await TrackPfnRemap(vma, addr, PageAlign(size)) != 0)
+                {
+                    return -Errno.EINVAL;
+                }
+                int err = await RemapPfnRangeNotrack(vma, addr, pfn, size, prot, setVma: true);
+                if (err != 0)
+                {
+                    await UntrackPfn(vma);
+                }
+                return err;
+        }
+    }
+
+    /// <summary>
+    /// remap_pfn_range_track() (v6.16+, remap_pfn_range() itself until the mmap_action split): a
+    /// remap of the whole VMA reserves the range (pfnmap_track(); the memory-type bookkeeping is
+    /// not modelled) in a context the VMA keeps; a VMA that already has one gets -EINVAL before any
+    /// PTE is touched. A partial remap only looks the cache mode up.
+    /// </summary>
+    [KernelSymbol("remap_pfn_range_track", "mm/memory.c")]
+    private async ValueTask<int> RemapPfnRangeTrack(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot, bool setVma)
+    {
+        size = PageAlign(size);
+        PfnmapTrackCtx? ctx = null;
+        if (addr == vma.VmStart && addr + size == vma.VmEnd)
+        {
+            Sched.Access(ObjId.Make(ObjId.Kind.Vma, (ulong)vma.Id), write: false);
+            if (vma.PfnmapTrackCtx is not null)
+            {
+                return -Errno.EINVAL;
+            }
+            ctx = new PfnmapTrackCtx(pfn, size);
+        }
+        int err = await RemapPfnRangeNotrack(vma, addr, pfn, size, prot, setVma);
+        if (ctx is not null && err == 0)
+        {
+            Sched.Access(ObjId.Make(ObjId.Kind.Vma, (ulong)vma.Id), write: true);
+            vma.PfnmapTrackCtx = ctx;
+        }
+        return err;
+    }
+
+    /// <summary>
+    /// track_pfn_remap() (arch/x86/mm/pat/memtype.c, v6.3–v6.15; before v6.3 the flag was ORed in
+    /// directly): a remap of the whole VMA reserves the range's memory type and marks the VMA
+    /// VM_PAT; a partial one only looks the type up. The reservation itself always succeeds for
+    /// the I/O memory the model maps.
+    /// </summary>
+    [KernelSymbol("track_pfn_remap", "arch/x86/mm/pat/memtype.c")]
+    private async ValueTask<int> TrackPfnRemap(VmAreaStruct vma, ulong addr, ulong size)
+    {
+        if (addr == vma.VmStart && size == vma.VmEnd - vma.VmStart)
+        {
+            await SetRemapVmaFlags(vma, VM_PAT);
+        }
+        return 0;
+    }
+
+    /// <summary>untrack_pfn(vma, …, mm_wr_locked = true): drop the reservation and VM_PAT after a failed remap.</summary>
+    [KernelSymbol("untrack_pfn", "arch/x86/mm/pat/memtype.c")]
+    private async ValueTask UntrackPfn(VmAreaStruct vma)
+    {
+        if ((vma.VmFlags & VM_PAT) == 0)
+        {
+            return;
+        }
+        if (Variants.RemapPfnRangeTracking == Variants.RemapPfnTracking.Direct)
+        {
+            SetVmFlags(vma, vma.__VmFlags & ~VM_PAT);
+        }
+        else
+        {
+            await VmFlagsClear(vma, VM_PAT);
+        }
+    }
+
+    /// <summary>The flag update of the release: vm_flags_set() (v6.3+), or vma->vm_flags |= before.</summary>
+    private async ValueTask SetRemapVmaFlags(VmAreaStruct vma, VmFlags flags, [System.Runtime.CompilerServices.CallerMemberName] string fn = "")
+    {
+        if (Variants.RemapPfnRangeTracking == Variants.RemapPfnTracking.Direct)
+        {
+            SetVmFlags(vma, vma.__VmFlags | flags);
+        }
+        else
+        {
+            await VmFlagsSet(vma, flags, fn);
+        }
+    }
+
+    /// <summary>
+    /// remap_pfn_range_notrack(): remap_pfn_range_internal(), and on a failure part-way zap what
+    /// it installed (79a61cc3fc04, v6.11: "a partial pfn range mapping is dangerous").
+    /// </summary>
+    [KernelSymbol("remap_pfn_range_notrack", "mm/memory.c")]
+    private async ValueTask<int> RemapPfnRangeNotrack(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot, bool setVma)
+    {
+        int err = await RemapPfnRangeInternal(vma, addr, pfn, size, prot, setVma);
+        if (err != 0 && Variants.RemapPfnRangeZapOnError)
+        {
+            await ZapPageRangeSingle(vma, addr, PageAlign(size), null);
+        }
+        return err;
+    }
+
+    /// <summary>io_remap_pfn_range(): remap_pfn_range() on x86 (no memory encryption bit to clear).</summary>
+    [KernelSymbol("io_remap_pfn_range", "include/linux/mm.h")]
+    public ValueTask<int> IoRemapPfnRange(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot) =>
+        RemapPfnRange(vma, addr, pfn, size, prot);
+
+    /// <summary>
+    /// remap_pfn_range_prepare(): the ->mmap_prepare() form: flags and the COW pgoff go on the
+    /// descriptor; the PTEs are filled by remap_pfn_range_complete() once the VMA is linked.
+    /// </summary>
+    [KernelSymbol("remap_pfn_range_prepare", "mm/memory.c")]
+    public static void RemapPfnRangePrepare(VmAreaDesc desc, ulong pfn)
+    {
+        ulong size = desc.End - desc.Start;
+        if (MmFlags.IsCowMapping(desc.VmFlags))
+        {
+            desc.Pgoff = pfn;
+        }
+        desc.VmFlags |= VM_REMAP_FLAGS;
+        desc.Action.Type = MmapAction.ActionType.RemapPfn;
+        desc.Action.RemapStart = desc.Start;
+        desc.Action.RemapStartPfn = pfn;
+        desc.Action.RemapSize = size;
+        desc.Action.RemapPgProt = desc.PageProt;
+    }
+
+    /// <summary>
+    /// remap_pfn_range_complete(): fills the PTEs through the same tracking as remap_pfn_range()
+    /// (do_remap_pfn_range()); the flags were set at prepare time.
+    /// </summary>
+    [KernelSymbol("remap_pfn_range_complete", "mm/memory.c")]
+    public ValueTask<int> RemapPfnRangeComplete(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot)
+    {
+        VmWarnOnOnce((vma.VmFlags & VM_REMAP_FLAGS) != VM_REMAP_FLAGS, $"remap_pfn_range_complete: {vma} lacks the remap flags");
+        return RemapPfnRangeTrack(vma, addr, pfn, size, prot, setVma: false);
+    }
+
+    /// <summary>
+    /// remap_pfn_range_internal(): for the legacy call (<paramref name="setVma"/>) the COW pgoff rule
+    /// and the VM_IO|VM_PFNMAP|VM_DONTEXPAND|VM_DONTDUMP flags, then the PGD-level loop.
+    /// </summary>
+    [KernelSymbol("remap_pfn_range_internal", "mm/memory.c")]
+    private async ValueTask<int> RemapPfnRangeInternal(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot, bool setVma)
+    {
+        var mm = vma.VmMm;
+        ulong end = addr + PageAlign(size);
+        if (WarnOnOnce(OffsetInPage(addr), "remap_pfn_range: unaligned address"))
+        {
+            return -Errno.EINVAL;
+        }
+        if (setVma)
+        {
+            // get_remap_pgoff(): the "horrible special case" for COW mappings.
+            if (MmFlags.IsCowMapping(vma.VmFlags))
+            {
+                if (addr != vma.VmStart || end != vma.VmEnd)
+                {
+                    return -Errno.EINVAL;
+                }
+                vma.VmPgoff = pfn;
+            }
+            await SetRemapVmaFlags(vma, VM_REMAP_FLAGS, "remap_pfn_range_internal");
+        }
+        BugOn(addr >= end, "remap_pfn_range of an empty range");
+        long pfnBase = (long)pfn - (long)(addr >> PAGE_SHIFT);
+        var pgd = PgdOffset(mm, addr);
+        do
+        {
+            ulong next = PagingMode.AddrEnd(addr, end, Paging.PgdirShift);
+            int err = await RemapP4dRange(mm, pgd, addr, next, pfnBase, prot);
+            if (err != 0)
+            {
+                return err;
+            }
+            pgd = pgd with { Index = pgd.Index + 1 };
+            addr = next;
+        }
+        while (addr != end);
+        return 0;
+    }
+
+    [KernelSymbol("remap_p4d_range", "mm/memory.c")]
+    private async ValueTask<int> RemapP4dRange(MmStruct mm, PtPtr pgd, ulong addr, ulong end, long pfnBase, PgProt prot)
+    {
+        if (await P4dAlloc(mm, pgd, addr) is not { } p4d)
+        {
+            return -Errno.ENOMEM;
+        }
+        do
+        {
+            ulong next = PagingMode.AddrEnd(addr, end, Paging.P4dShift);
+            int err = await RemapPudRange(mm, p4d, addr, next, pfnBase, prot);
+            if (err != 0)
+            {
+                return err;
+            }
+            p4d = p4d with { Index = p4d.Index + 1 };
+            addr = next;
+        }
+        while (addr != end);
+        return 0;
+    }
+
+    [KernelSymbol("remap_pud_range", "mm/memory.c")]
+    private async ValueTask<int> RemapPudRange(MmStruct mm, PtPtr p4d, ulong addr, ulong end, long pfnBase, PgProt prot)
+    {
+        if (await PudAlloc(mm, p4d, addr) is not { } pud)
+        {
+            return -Errno.ENOMEM;
+        }
+        do
+        {
+            ulong next = PagingMode.AddrEnd(addr, end, Paging.PudShift);
+            int err = await RemapPmdRange(mm, pud, addr, next, pfnBase, prot);
+            if (err != 0)
+            {
+                return err;
+            }
+            pud = pud with { Index = pud.Index + 1 };
+            addr = next;
+        }
+        while (addr != end);
+        return 0;
+    }
+
+    [KernelSymbol("remap_pmd_range", "mm/memory.c")]
+    private async ValueTask<int> RemapPmdRange(MmStruct mm, PtPtr pud, ulong addr, ulong end, long pfnBase, PgProt prot)
+    {
+        if (await PmdAlloc(mm, pud, addr) is not { } pmd)
+        {
+            return -Errno.ENOMEM;
+        }
+        do
+        {
+            ulong next = PagingMode.AddrEnd(addr, end, Paging.PmdShift);
+            VmBugOn(PgTable.PmdLeaf(PmdpGet(pmd)), "remap_pmd_range over a huge PMD");
+            int err = await RemapPteRange(mm, pmd, addr, next, pfnBase, prot);
+            if (err != 0)
+            {
+                return err;
+            }
+            pmd = pmd with { Index = pmd.Index + 1 };
+            addr = next;
+        }
+        while (addr != end);
+        return 0;
+    }
+
+    /// <summary>remap_pte_range(): under the PTL, each PTE must be none (BUG_ON otherwise).</summary>
+    [KernelSymbol("remap_pte_range", "mm/memory.c")]
+    private async ValueTask<int> RemapPteRange(MmStruct mm, PtPtr pmd, ulong addr, ulong end, long pfnBase, PgProt prot)
+    {
+        if (await PteAlloc(mm, pmd, addr))
+        {
+            return -Errno.ENOMEM;
+        }
+        if (await PteOffsetMapLock(mm, pmd, addr) is not { } l)
+        {
+            return -Errno.ENOMEM;
+        }
+        var pte = l.Pte;
+        try
+        {
+            for (; addr != end; addr += PAGE_SIZE, pte = pte with { Index = pte.Index + 1 })
+            {
+                BugOn(!PteNone(PtepGet(pte)), $"remap_pfn_range: PTE at {addr:x} is already set ({PtepGet(pte)})");
+                ulong pfn = (ulong)(pfnBase + (long)(addr >> PAGE_SHIFT));
+                SetPteAt(mm, addr, pte, PteMkspecial(PfnPte(pfn, prot)));
+            }
+        }
+        finally
+        {
+            await l.Ptl.Unlock("remap_pte_range");
+        }
+        return 0;
+    }
+
+    /// <summary>
+    /// vmf_insert_pfn_prot(): insert one special PTE from a fault handler. Safe under the mmap read
+    /// lock (it never touches vm_flags); a PTE already present makes it a no-op (VM_FAULT_NOPAGE).
+    /// </summary>
+    [KernelSymbol("vmf_insert_pfn_prot", "mm/memory.c")]
+    public async ValueTask<VmFault> VmfInsertPfnProt(VmAreaStruct vma, ulong addr, ulong pfn, PgProt prot)
+    {
+        var f = vma.VmFlags;
+        BugOn((f & (VM_PFNMAP | VM_MIXEDMAP)) == 0, $"vmf_insert_pfn into {vma} without VM_PFNMAP|VM_MIXEDMAP");
+        BugOn((f & (VM_PFNMAP | VM_MIXEDMAP)) == (VM_PFNMAP | VM_MIXEDMAP), $"{vma} has both VM_PFNMAP and VM_MIXEDMAP");
+        BugOn((f & VM_PFNMAP) != 0 && MmFlags.IsCowMapping(f), $"vmf_insert_pfn into COW PFN map {vma}");
+        BugOn((f & VM_MIXEDMAP) != 0 && PfnValid(pfn), $"vmf_insert_pfn of a struct-page pfn {pfn:x} into mixed map");
+        if (addr < vma.VmStart || addr >= vma.VmEnd)
+        {
+            return VM_FAULT_SIGBUS;
+        }
+        return await InsertPfn(vma, addr, pfn, prot, mkwrite: false);
+    }
+
+    /// <summary>vmf_insert_pfn().</summary>
+    [KernelSymbol("vmf_insert_pfn", "mm/memory.c")]
+    public ValueTask<VmFault> VmfInsertPfn(VmAreaStruct vma, ulong addr, ulong pfn) =>
+        VmfInsertPfnProt(vma, addr, pfn, vma.VmPageProt);
+
+    /// <summary>
+    /// vm_mixed_zeropage_allowed(): the shared zero page may go into a VM_MIXEDMAP VMA that is a
+    /// COW mapping, cannot become writable, or is VM_IO with ->pfn_mkwrite (GUP cannot pin it there).
+    /// </summary>
+    [KernelSymbol("vm_mixed_zeropage_allowed", "mm/memory.c")]
+    private bool VmMixedZeropageAllowed(VmAreaStruct vma)
+    {
+        VmWarnOnOnce((vma.VmFlags & VM_PFNMAP) != 0, $"vm_mixed_zeropage_allowed: {vma} is VM_PFNMAP");
+        // mm_forbids_zeropage() is false on x86.
+        if (MmFlags.IsCowMapping(vma.VmFlags))
+        {
+            return true;
+        }
+        if ((vma.VmFlags & (VM_WRITE | VM_MAYWRITE)) == 0)
+        {
+            return true;
+        }
+        // vma_is_fsdax(): no DAX files in the model.
+        return vma.VmOps?.PfnMkwrite is not null && (vma.VmFlags & VM_IO) != 0;
+    }
+
+    /// <summary>vm_mixed_ok(): the PFN may go into the VMA (mirrors vm_normal_page()'s abort conditions).</summary>
+    [KernelSymbol("vm_mixed_ok", "mm/memory.c")]
+    private bool VmMixedOk(VmAreaStruct vma, ulong pfn, bool mkwrite)
+    {
+        if (IsZeroPfn(pfn) && (mkwrite || !VmMixedZeropageAllowed(vma)))
+        {
+            return false;
+        }
+        if ((vma.VmFlags & VM_MIXEDMAP) != 0)
+        {
+            return true;
+        }
+        return IsZeroPfn(pfn);
+    }
+
+    /// <summary>
+    /// vmf_insert_mixed() → __vm_insert_mixed(mkwrite = false): SIGBUS unless the VMA is
+    /// VM_MIXEDMAP (or the PFN is the shared zero page where allowed). x86 has pte_special, so the
+    /// entry is always a special PTE from insert_pfn(), never a refcounted page (insert_page() is
+    /// only for architectures without ARCH_HAS_PTE_SPECIAL).
+    /// </summary>
+    [KernelSymbol("vmf_insert_mixed", "mm/memory.c")]
+    public async ValueTask<VmFault> VmfInsertMixed(VmAreaStruct vma, ulong addr, ulong pfn)
+    {
+        if (!VmMixedOk(vma, pfn, mkwrite: false))
+        {
+            return VM_FAULT_SIGBUS;
+        }
+        if (addr < vma.VmStart || addr >= vma.VmEnd)
+        {
+            return VM_FAULT_SIGBUS;
+        }
+        // pfnmap_setup_cachemode_pfn() and pfn_modify_allowed() change nothing the model tracks.
+        return await InsertPfn(vma, addr, pfn, vma.VmPageProt, mkwrite: false);
+    }
+
+    /// <summary>insert_pfn(): the PTE under its lock; with mkwrite an existing PTE of the same PFN is made writable.</summary>
+    [KernelSymbol("insert_pfn", "mm/memory.c")]
+    private async ValueTask<VmFault> InsertPfn(VmAreaStruct vma, ulong addr, ulong pfn, PgProt prot, bool mkwrite)
+    {
+        var mm = vma.VmMm;
+        if (await GetLockedPte(mm, addr) is not { } l)
+        {
+            return VM_FAULT_OOM;
+        }
+        var entry = PtepGet(l.Pte);
+        if (!PteNone(entry))
+        {
+            if (mkwrite)
+            {
+                if (PtePfn(entry) != pfn)
+                {
+                    WarnOnOnce(!IsZeroPfn(PtePfn(entry)), $"insert_pfn mkwrite: pfn {pfn:x} differs from mapped {PtePfn(entry):x}");
+                }
+                else
+                {
+                    entry = MaybeMkwrite(PteMkdirty(PteMkyoung(entry)), vma);
+                    PtepSetAccessFlags(vma, addr, l.Pte, entry, dirty: true);
+                }
+            }
+            await l.Ptl.Unlock("insert_pfn");
+            return VM_FAULT_NOPAGE;
+        }
+        entry = PteMkspecial(PfnPte(pfn, prot));
+        if (mkwrite)
+        {
+            entry = MaybeMkwrite(PteMkdirty(PteMkyoung(entry)), vma);
+        }
+        SetPteAt(mm, addr, l.Pte, entry);
+        await l.Ptl.Unlock("insert_pfn");
+        return VM_FAULT_NOPAGE;
+    }
+
+    /// <summary>
+    /// vm_insert_page(): map a driver's page (refcounted, counted as a file page). Outside
+    /// VM_MIXEDMAP it sets that flag, which needs the mmap write lock.
+    /// </summary>
+    [KernelSymbol("vm_insert_page", "mm/memory.c")]
+    public async ValueTask<int> VmInsertPage(VmAreaStruct vma, ulong addr, Page page)
+    {
+        if (addr < vma.VmStart || addr >= vma.VmEnd)
+        {
+            return -Errno.EFAULT;
+        }
+        if ((vma.VmFlags & VM_MIXEDMAP) == 0)
+        {
+            BugOn((vma.VmFlags & VM_PFNMAP) != 0, $"vm_insert_page into VM_PFNMAP {vma}");
+            await VmFlagsSet(vma, VM_MIXEDMAP);
+        }
+        return await InsertPage(vma, addr, page, vma.VmPageProt);
+    }
+
+    /// <summary>insert_page(): -EINVAL for anonymous or typed pages, -EBUSY if the PTE is taken.</summary>
+    [KernelSymbol("insert_page", "mm/memory.c")]
+    private async ValueTask<int> InsertPage(VmAreaStruct vma, ulong addr, Page page, PgProt prot)
+    {
+        var folio = new Folio(page.Pfn);
+        if (FolioTestAnon(folio) || FolioTest(folio, PageFlags.PGTY_table))
+        {
+            return -Errno.EINVAL;
+        }
+        if (await GetLockedPte(vma.VmMm, addr) is not { } l)
+        {
+            return -Errno.ENOMEM;
+        }
+        int ret = 0;
+        if (!PteNone(PtepGet(l.Pte)))
+        {
+            ret = -Errno.EBUSY;
+        }
+        else
+        {
+            FolioGet(folio);
+            IncMmCounter(vma.VmMm, MmCounterFile(folio));
+            FolioAddFileRmapPte(folio, page, vma);
+            SetPteAt(vma.VmMm, addr, l.Pte, MkPte(page, prot));
+        }
+        await l.Ptl.Unlock("insert_page");
+        return ret;
+    }
+
+    /// <summary>
+    /// vmf_insert_pfn_pmd(): a huge special PFN leaf for a ->huge_fault handler (v6.12 huge
+    /// pfnmaps). An existing PMD leaves things as they are.
+    /// </summary>
+    [KernelSymbol("vmf_insert_pfn_pmd", "mm/huge_memory.c")]
+    public async ValueTask<VmFault> VmfInsertPfnPmd(VmFaultInfo vmf, ulong pfn, bool write)
+    {
+        var vma = vmf.Vma;
+        ulong addr = vmf.Address & ~(Paging.PmdSize - 1);
+        var f = vma.VmFlags;
+        BugOn((f & (VM_PFNMAP | VM_MIXEDMAP)) == 0, $"vmf_insert_pfn_pmd into {vma} without VM_PFNMAP|VM_MIXEDMAP");
+        BugOn((f & (VM_PFNMAP | VM_MIXEDMAP)) == (VM_PFNMAP | VM_MIXEDMAP), $"{vma} has both VM_PFNMAP and VM_MIXEDMAP");
+        BugOn((f & VM_PFNMAP) != 0 && MmFlags.IsCowMapping(f), $"vmf_insert_pfn_pmd into COW PFN map {vma}");
+        if (addr < vma.VmStart || addr >= vma.VmEnd)
+        {
+            return VM_FAULT_SIGBUS;
+        }
+        var ptl = await PmdLock(vma.VmMm, vmf.Pmd);
+        if (PmdNone(PmdpGet(vmf.Pmd)))
+        {
+            var prot = Pgprot4kToLarge(vma.VmPageProt);
+            var entry = new Pmd(PfnPmd(pfn, prot).Val | X86Pte._PAGE_SPECIAL);
+            if (write)
+            {
+                entry = new Pmd(entry.Val | X86Pte._PAGE_DIRTY | X86Pte._PAGE_ACCESSED |
+                                ((vma.VmFlags & VM_WRITE) != 0 ? X86Pte._PAGE_RW : 0));
+            }
+            SetPmdAt(vma.VmMm, addr, vmf.Pmd, entry);
+        }
+        else if (write && PgTable.PmdLeaf(PmdpGet(vmf.Pmd)) && PgTable.PmdPfn(PmdpGet(vmf.Pmd)) == pfn &&
+                 (vma.VmFlags & VM_WRITE) != 0)
+        {
+            var cur = PmdpGet(vmf.Pmd);
+            SetPmdAt(vma.VmMm, addr, vmf.Pmd, new Pmd(cur.Val | X86Pte._PAGE_DIRTY | X86Pte._PAGE_ACCESSED | X86Pte._PAGE_RW));
+        }
+        await ptl.Unlock("vmf_insert_pfn_pmd");
+        return VM_FAULT_NOPAGE;
+    }
+
+    /// <summary>vmf_insert_pfn_pud(): the PUD-sized (1 GiB) counterpart.</summary>
+    [KernelSymbol("vmf_insert_pfn_pud", "mm/huge_memory.c")]
+    public async ValueTask<VmFault> VmfInsertPfnPud(VmFaultInfo vmf, ulong pfn, bool write)
+    {
+        var vma = vmf.Vma;
+        ulong addr = vmf.Address & ~(Paging.PudSize - 1);
+        var f = vma.VmFlags;
+        BugOn((f & (VM_PFNMAP | VM_MIXEDMAP)) == 0, $"vmf_insert_pfn_pud into {vma} without VM_PFNMAP|VM_MIXEDMAP");
+        BugOn((f & VM_PFNMAP) != 0 && MmFlags.IsCowMapping(f), $"vmf_insert_pfn_pud into COW PFN map {vma}");
+        if (addr < vma.VmStart || addr >= vma.VmEnd)
+        {
+            return VM_FAULT_SIGBUS;
+        }
+        var ptl = await PudLock(vma.VmMm, vmf.Pud);
+        if (PudNone(PudpGet(vmf.Pud)))
+        {
+            var prot = Pgprot4kToLarge(vma.VmPageProt);
+            var entry = new Pud(PfnPud(pfn, prot).Val | X86Pte._PAGE_SPECIAL);
+            if (write)
+            {
+                entry = new Pud(entry.Val | X86Pte._PAGE_DIRTY | X86Pte._PAGE_ACCESSED |
+                                ((vma.VmFlags & VM_WRITE) != 0 ? X86Pte._PAGE_RW : 0));
+            }
+            SetPudAt(vma.VmMm, addr, vmf.Pud, entry);
+        }
+        await ptl.Unlock("vmf_insert_pfn_pud");
+        return VM_FAULT_NOPAGE;
+    }
+}

@@ -1,0 +1,188 @@
+using System.Text.Json;
+
+namespace MmCheck.Cli.Tests;
+
+/// <summary>The command line's contract (design.md): exit codes, errors without stack traces, JSON fields.</summary>
+public sealed class CliTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "mmcheck-cli-" + Guid.NewGuid().ToString("N"));
+
+    public CliTests() => Directory.CreateDirectory(_dir);
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static (int Exit, string Out, string Err) Run(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int exit = Cli.Run(args, o, e);
+        return (exit, o.ToString(), e.ToString());
+    }
+
+    private string Write(string name, string text)
+    {
+        string path = Path.Combine(_dir, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    private const string Cow = """
+        MM cli-cow
+        {
+          process P;
+          P: buf = mmap(NULL, 1 page, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0);
+          P: store(buf, 0x11);
+        }
+        thread T0 in P {
+          fork: C = fork();
+          store(buf, 0x22);
+        }
+        thread T1 in C after T0.fork {
+          r1 = load(buf);
+        }
+        forall (T1:r1 = 0x11)
+        expect always
+
+        """;
+
+    [Fact]
+    public void Explore_exits_0_when_every_expectation_holds()
+    {
+        var (exit, output, err) = Run("explore", Write("cow.litmus", Cow), "--strategy", "dfs");
+        Assert.True(exit == 0, output + err);
+        Assert.Contains("cli-cow", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Explore_exits_1_when_an_expectation_fails_and_says_which()
+    {
+        var (exit, output, _) = Run("explore", Write("never.litmus", Cow.Replace("expect always", "expect never", StringComparison.Ordinal)));
+        Assert.Equal(1, exit);
+        Assert.Contains("expected never: always", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_scenario_that_does_not_parse_exits_2_with_file_line_col_and_no_stack_trace()
+    {
+        string path = Write("bad.litmus", "MM bad\n{ process P; }\nthread T in P {\n  r = mmap(NULL, 1 page;\n}\n");
+        var (exit, _, err) = Run("explore", path);
+        Assert.Equal(2, exit);
+        Assert.Contains("bad.litmus:4:24: error:", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_binding_error_exits_2_and_the_other_scenarios_still_run()
+    {
+        Write("a-good.litmus", Cow);
+        Write("b-bad.litmus", "MM b\n{ process P; }\nthread T in P {\n  r = mmapp(0);\n}\n");
+        var (exit, output, err) = Run("explore", _dir, "--strategy", "dfs");
+        Assert.Equal(2, exit);
+        Assert.Contains("b-bad.litmus:4:7: error: unknown call 'mmapp'; did you mean 'mmap'?", err, StringComparison.Ordinal);
+        Assert.Contains("cli-cow", output, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("explore", "--workers", "0")]
+    [InlineData("explore", "--strategy", "bfs")]
+    [InlineData("explore", "--time-limit", "soon")]
+    [InlineData("explore", "--max-schedules", "many")]
+    [InlineData("explore", "/no/such/file.litmus")]
+    [InlineData("frobnicate")]
+    [InlineData("replay", "/no/such/trace.json")]
+    public void Bad_usage_exits_2_with_a_message(params string[] args)
+    {
+        var (exit, _, err) = Run(args);
+        Assert.Equal(2, exit);
+        Assert.StartsWith("mmcheck: ", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Json_has_the_fields_design_md_names_one_object_per_scenario()
+    {
+        var (exit, output, _) = Run("explore", Write("cow.litmus", Cow), "--json", "--strategy", "dfs");
+        Assert.Equal(0, exit);
+        var line = Assert.Single(output.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        using var doc = JsonDocument.Parse(line);
+        var root = doc.RootElement;
+        foreach (var field in new[] { "scenario", "kernel", "strategy", "complete", "schedules", "elapsed_ms", "first_violation_ms", "expected", "observed", "ok", "violations" })
+        {
+            Assert.True(root.TryGetProperty(field, out _), $"missing {field}");
+        }
+        Assert.Equal("cli-cow", root.GetProperty("scenario").GetString());
+        Assert.True(root.GetProperty("complete").GetBoolean());
+        Assert.True(root.GetProperty("ok").GetBoolean());
+        Assert.Equal("always", root.GetProperty("expected").GetString());
+        Assert.Equal(JsonValueKind.Null, root.GetProperty("first_violation_ms").ValueKind);
+    }
+
+    [Fact]
+    public void The_same_seed_gives_byte_identical_json_apart_from_timings()
+    {
+        string path = Write("cow.litmus", Cow);
+        static string Strip(string json)
+        {
+            using var doc = JsonDocument.Parse(json);
+            var copy = new Dictionary<string, JsonElement>();
+            foreach (var p in doc.RootElement.EnumerateObject())
+            {
+                if (p.Name is not ("elapsed_ms" or "first_violation_ms"))
+                {
+                    copy[p.Name] = p.Value.Clone();
+                }
+            }
+            return JsonSerializer.Serialize(copy);
+        }
+        var a = Run("explore", path, "--json", "--strategy", "random", "--seed", "7", "--max-schedules", "50");
+        var b = Run("explore", path, "--json", "--strategy", "random", "--seed", "7", "--max-schedules", "50");
+        Assert.Equal(Strip(a.Out), Strip(b.Out));
+    }
+
+    [Fact]
+    public void Run_prints_the_step_log_and_the_saved_trace_replays()
+    {
+        string path = Write("cow.litmus", Cow);
+        string traces = Path.Combine(_dir, "traces");
+        var (exit, output, err) = Run("run", path, "--out", traces);
+        Assert.True(exit == 0, output + err);
+        Assert.Contains("dup_mmap", output, StringComparison.Ordinal);
+        Assert.Contains("wp_page_copy", output, StringComparison.Ordinal);
+        string trace = Assert.Single(Directory.GetFiles(traces, "*.trace.json"));
+        var replay = Run("replay", trace);
+        Assert.True(replay.Exit == 0, replay.Out + replay.Err);
+        Assert.Contains("outcome: T1:r1=0x11", replay.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Replay_reports_a_trace_the_model_no_longer_follows()
+    {
+        string path = Write("cow.litmus", Cow);
+        string traces = Path.Combine(_dir, "traces");
+        Assert.Equal(0, Run("run", path, "--out", traces).Exit);
+        string trace = Assert.Single(Directory.GetFiles(traces, "*.trace.json"));
+        // The child now does something else first: the recorded schedule no longer fits.
+        File.WriteAllText(path, Cow.Replace("  r1 = load(buf);", "  m = munmap(buf, 1 page);\n  r1 = load(buf);", StringComparison.Ordinal));
+        var (exit, output, _) = Run("replay", trace);
+        Assert.Equal(1, exit);
+        Assert.Contains("no longer follows", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void List_shows_verbs_invariants_and_views()
+    {
+        var (exit, output, _) = Run("list", "--verbs", "--invariants", "--views");
+        Assert.Equal(0, exit);
+        Assert.Contains("mmap(addr, length, prot, flags, fd, offset)", output, StringComparison.Ordinal);
+        Assert.Contains("rmap-complete", output, StringComparison.Ordinal);
+        Assert.Contains("P:pagemap(addr)", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void List_shows_the_bundled_scenarios()
+    {
+        var (exit, output, _) = Run("list");
+        Assert.Equal(0, exit);
+        Assert.Contains("cow-basic-after-fork", output, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,250 @@
+using Linux;
+using MmCheck.Explorer;
+using static Linux.Mman;
+
+namespace MmCheck.Explorer.Tests;
+
+/// <summary>A target from a lambda: the tests' scenarios.</summary>
+internal sealed class LambdaTarget(string name, Func<ExplorerScheduler, LockGraph, Execution> prepare) : ExplorationTarget
+{
+    public override string Name => name;
+
+    public override Execution Prepare(ExplorerScheduler scheduler, LockGraph lockGraph) => prepare(scheduler, lockGraph);
+}
+
+/// <summary>Small known races and correct protocols on real kernel objects.</summary>
+internal static class Scenarios
+{
+    private static readonly LockClass s_a = LockClass.Define("test_lock_A", sleeps: true);
+    private static readonly LockClass s_b = LockClass.Define("test_lock_B", sleeps: true);
+    private static readonly LockClass s_c = LockClass.Define("test_lock_C", sleeps: true);
+    private static readonly LockClass s_word = LockClass.Define("test_word_lock", sleeps: true);
+
+    private static Linux.Kernel Boot(LockGraph g) => new(new KernelConfig { LockGraph = g });
+
+    /// <summary>Reads a word of <paramref name="mm"/> without scheduling (the final state).</summary>
+    public static ulong Peek(Linux.Kernel k, MmStruct mm, ulong addr)
+    {
+        var pm = k.Pagemap(mm, addr);
+        return pm.Present ? k.Mem.Load((pm.Pfn << 12) | (addr & 0xfff), 8) : ulong.MaxValue;
+    }
+
+    /// <summary>Two threads increment a shared word with load/store; with <paramref name="locked"/>,
+    /// under a kernel mutex.</summary>
+    public static ExplorationTarget Increment(bool locked) => new LambdaTarget(locked ? "inc-locked" : "inc-racy", (s, g) =>
+    {
+        var k = Boot(g);
+        var p = k.CreateProcess("p");
+        ulong x = (ulong)k.Run(p, () => k.SysMmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        k.Run(p, () => k.UserStore(x, 8, 0));
+        var t0 = k.CreateThread(p, "T0");
+        var t1 = k.CreateThread(p, "T1");
+        var m = new Linux.Mutex(k, s_word, "word_lock");
+        var regs = new ulong[2];
+        k.UseScheduler(s);
+        Func<ValueTask> Body(int i) => async () =>
+        {
+            if (locked)
+            {
+                await m.Lock();
+            }
+            var r = await k.UserLoad(x, 8);
+            regs[i] = r.Value;
+            await k.UserStore(x, 8, r.Value + 1);
+            if (locked)
+            {
+                await m.Unlock();
+            }
+        };
+        s.Spawn(t0, Body(0), "T0");
+        s.Spawn(t1, Body(1), "T1");
+        return new Execution(k, () => Outcome.Of(("T0:r0", $"{regs[0]}"), ("T1:r1", $"{regs[1]}"), ("x", $"{Peek(k, p.Mm!, x)}")));
+    });
+
+    /// <summary>T0 takes A then B; T1 takes B then A (or A then B when <paramref name="sameOrder"/>).</summary>
+    public static ExplorationTarget Abba(bool sameOrder) => new LambdaTarget(sameOrder ? "ab-ab" : "ab-ba", (s, g) =>
+    {
+        var k = Boot(g);
+        var a = new Linux.Mutex(k, s_a, "A");
+        var b = new Linux.Mutex(k, s_b, "B");
+        var t0 = k.CreateKernelThread("T0");
+        var t1 = k.CreateKernelThread("T1");
+        k.UseScheduler(s);
+        s.Spawn(t0, async () =>
+        {
+            await a.Lock();
+            await b.Lock();
+            await b.Unlock();
+            await a.Unlock();
+        }, "T0");
+        s.Spawn(t1, async () =>
+        {
+            var (first, second) = sameOrder ? (a, b) : (b, a);
+            await first.Lock();
+            await second.Lock();
+            await second.Unlock();
+            await first.Unlock();
+        }, "T1");
+        return new Execution(k, () => Outcome.Empty);
+    });
+
+    /// <summary>The two orders are taken under a third lock C, so they never deadlock; lockdep must
+    /// still report the inversion.</summary>
+    public static ExplorationTarget Serialized(bool sameOrder) => new LambdaTarget(sameOrder ? "c-ab-ab" : "c-ab-ba", (s, g) =>
+    {
+        var k = Boot(g);
+        var a = new Linux.Mutex(k, s_a, "A");
+        var b = new Linux.Mutex(k, s_b, "B");
+        var c = new Linux.Mutex(k, s_c, "C");
+        var t0 = k.CreateKernelThread("T0");
+        var t1 = k.CreateKernelThread("T1");
+        k.UseScheduler(s);
+        Func<ValueTask> Body(Linux.Mutex first, Linux.Mutex second) => async () =>
+        {
+            await c.Lock();
+            await first.Lock();
+            await second.Lock();
+            await second.Unlock();
+            await first.Unlock();
+            await c.Unlock();
+        };
+        s.Spawn(t0, Body(a, b), "T0");
+        s.Spawn(t1, sameOrder ? Body(a, b) : Body(b, a), "T1");
+        return new Execution(k, () => Outcome.Empty);
+    });
+
+    /// <summary>One thread takes A→B or B→A depending on a data choice: no single execution takes
+    /// both orders, only the exploration-wide lock graph sees the inversion.</summary>
+    public static ExplorationTarget OrderByChoice() => new LambdaTarget("order-by-choice", (s, g) =>
+    {
+        var k = Boot(g);
+        var a = new Linux.Mutex(k, s_a, "A");
+        var b = new Linux.Mutex(k, s_b, "B");
+        var t0 = k.CreateKernelThread("T0");
+        k.UseScheduler(s);
+        s.Spawn(t0, async () =>
+        {
+            int order = k.Sched.Choose("lock order", 2);
+            var (first, second) = order == 0 ? (a, b) : (b, a);
+            await first.Lock();
+            await second.Lock();
+            await second.Unlock();
+            await first.Unlock();
+        }, "T0");
+        return new Execution(k, () => Outcome.Empty);
+    });
+
+    /// <summary>
+    /// A fault-like fix-up reads the PTE locklessly, then rewrites it under the PTE lock; another
+    /// thread zaps the page (MADV_DONTNEED) in between. Without the pte_same() re-check under the
+    /// lock, the fix-up reinstalls a mapping of the freed page.
+    /// </summary>
+    public static ExplorationTarget FaultVsZap(bool revalidate) => new LambdaTarget(revalidate ? "fixup-vs-zap-fixed" : "fixup-vs-zap-racy", (s, g) =>
+    {
+        var k = Boot(g);
+        var p = k.CreateProcess("p");
+        ulong x = (ulong)k.Run(p, () => k.SysMmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        k.Run(p, () => k.UserStore(x, 8, 0x11));
+        var mm = p.Mm!;
+        var fixer = k.CreateThread(p, "fixup");
+        var zapper = k.CreateThread(p, "zap");
+        long zapped = 1;
+        k.UseScheduler(s);
+        s.Spawn(fixer, async () =>
+        {
+            await k.MmapReadLock(mm);
+            var pmd = k.PmdOffset(k.PudOffset(k.P4dOffset(k.PgdOffset(mm, x), x), x), x);
+            if (k.PteOffsetMap(pmd, x) is { } ptep)
+            {
+                var pte = await k.PtepGetLockless(ptep);
+                var ptl = k.PteLockptr(mm, ptep.Table);
+                await ptl.Lock();
+                if (!revalidate || PgTable.PteSame(k.PtepGet(ptep), pte))
+                {
+                    k.SetPteAt(mm, x, ptep, PgTable.PteMkyoung(pte));
+                }
+                await ptl.Unlock();
+            }
+            await k.MmapReadUnlock(mm);
+        }, "fixup");
+        // What MADV_DONTNEED does: zap_page_range_single() under the mmap read lock.
+        s.Spawn(zapper, async () =>
+        {
+            await k.MmapReadLock(mm);
+            if (mm.MmMt.VmaLookup(x) is { } vma)
+            {
+                await k.ZapPageRangeSingle(vma, x, 4096, null);
+                zapped = 0;
+            }
+            await k.MmapReadUnlock(mm);
+        }, "zap");
+        return new Execution(k, () => Outcome.Of(("zap", $"{zapped}"), ("x", Peek(k, mm, x) == ulong.MaxValue ? "none" : "mapped")));
+    });
+
+    /// <summary>The real kernel: one thread stores to an anonymous page while another unmaps it.</summary>
+    public static ExplorationTarget StoreVsMunmap(int pages = 1) => new LambdaTarget($"store-vs-munmap-{pages}", (s, g) =>
+    {
+        var k = Boot(g);
+        var p = k.CreateProcess("p");
+        ulong len = (ulong)pages * 4096;
+        ulong x = (ulong)k.Run(p, () => k.SysMmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        var t0 = k.CreateThread(p, "T0");
+        var t1 = k.CreateThread(p, "T1");
+        var results = new string[pages];
+        long unmapped = 1;
+        k.UseScheduler(s);
+        s.Spawn(t0, async () =>
+        {
+            for (int i = 0; i < pages; i++)
+            {
+                results[i] = (await k.UserStore(x + (ulong)i * 4096, 8, 0x22)).Ok ? "ok" : "SIGSEGV";
+            }
+        }, "T0");
+        s.Spawn(t1, async () => unmapped = await k.SysMunmap(x, len), "T1");
+        return new Execution(k, () =>
+        {
+            var values = new List<(string, string)>();
+            for (int i = 0; i < pages; i++)
+            {
+                values.Add(($"T0:store{i}", results[i]));
+            }
+            values.Add(("T1:munmap", $"{unmapped}"));
+            return Outcome.Of([.. values]);
+        });
+    });
+}
+
+internal static class SpinScenarios
+{
+    /// <summary>T0 spins until T1 sets a flag (a READ_ONCE loop): every schedule must end.</summary>
+    public static ExplorationTarget SpinWait() => new LambdaTarget("spin-wait", (s, g) =>
+    {
+        var k = new Linux.Kernel(new Linux.KernelConfig { LockGraph = g });
+        var t0 = k.CreateKernelThread("T0");
+        var t1 = k.CreateKernelThread("T1");
+        ulong flagObj = Linux.ObjId.Make(Linux.ObjId.Kind.Other, 0x6000);
+        int flag = 0;
+        int spins = 0;
+        k.UseScheduler(s);
+        s.Spawn(t0, async () =>
+        {
+            while (true)
+            {
+                await k.Sched.Point(Linux.SchedPointKind.ReadOnce, flagObj, "spin");
+                k.Sched.Access(flagObj, write: false);
+                if (flag != 0)
+                {
+                    break;
+                }
+                spins++;
+            }
+        }, "T0");
+        s.Spawn(t1, async () =>
+        {
+            await k.Sched.Point(Linux.SchedPointKind.WriteOnce, flagObj, "set");
+            k.Sched.Access(flagObj, write: true);
+            flag = 1;
+        }, "T1");
+        return new Execution(k, () => Outcome.Of(("flag", $"{flag}")));
+    });
+}

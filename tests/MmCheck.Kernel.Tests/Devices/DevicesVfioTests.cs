@@ -1,0 +1,297 @@
+using Linux;
+using static Linux.Mman;
+using static MmCheck.Kernel.Tests.DevicesKit;
+
+namespace MmCheck.Kernel.Tests;
+
+/// <summary>vfio-pci BAR mmaps under every fault strategy (variant vfio_pci.fault), seed 001.</summary>
+public class DevicesVfioTests
+{
+    private const ulong BarSize = 4UL << 20;
+
+    private static (Proc P, PciDev Dev, VfioPciCoreDevice Vdev) Boot(string strategy)
+    {
+        var p = DevicesKit.Boot(With("vfio_pci.fault", strategy));
+        var dev = p.K.PciAddDevice(1, 0, new PciBarSpec(BarSize, Mem64: true, Prefetch: true));
+        return (p, dev, p.K.VfioPciBind(dev));
+    }
+
+    [Fact]
+    public void VfioMmapInstallsNothingUntilTheFaultThenMapsTheBar()
+    {
+        var (p, dev, vdev) = Boot("insert_pfn");
+        var (_, a) = p.MapVfioBar(vdev, 16);
+        var vma = p.Mm.MmMt.VmaLookup(a)!;
+        var want = VmFlags.VM_IO | VmFlags.VM_PFNMAP | VmFlags.VM_DONTEXPAND | VmFlags.VM_DONTDUMP;
+        Assert.Equal(want, vma.VmFlags & want);
+        Assert.Equal(vdev.Inode.IMapping, vma.VmFile!.FMapping);
+        Assert.Empty(BarLeaves(p.K, p.Mm, dev));
+        dev.PokeBar(0, 5 * PG, 0xabcd);
+        Assert.Equal(0xabcdUL, p.Read(a + 5 * PG));
+        Assert.Equal(dev.BarPfn(0) + 5, p.Pagemap(a + 5 * PG).Pfn);
+        Assert.Single(BarLeaves(p.K, p.Mm, dev));
+        // Claiming the BAR at the first mmap made it busy.
+        Assert.Contains("vfio", p.K.ProcIomem());
+        p.AssertClean();
+    }
+
+    [Fact]
+    public void RemapInTheFaultUnderTheMmapReadLockIsTheSeed001LockAssert()
+    {
+        var (p, dev, vdev) = Boot("remap_vma_list");
+        var (_, a) = p.MapVfioBar(vdev, 16);
+        Assert.Equal(0UL, p.Read(a));
+        var f = Assert.Single(p.K.Findings);
+        Assert.Equal(Invariants.LockAssert, f.Invariant);
+        Assert.Contains("mmap_lock", f.Message);
+        Assert.Contains("read", f.Message);
+        Assert.Equal(16, BarLeaves(p.K, p.Mm, dev).Count);
+        Assert.Single(vdev.VmaList);
+        // Further pages are already mapped: no more faults.
+        long faults = vdev.FaultCalls;
+        p.Read(a + 15 * PG);
+        Assert.Equal(faults, vdev.FaultCalls);
+    }
+
+    [Fact]
+    public void Type1PinOfABarMappingFaultsThroughFixupUserFaultAsInYanZhaosTrace()
+    {
+        var (p, dev, vdev) = Boot("remap_vma_list");
+        var (_, a) = p.MapVfioBar(vdev, 16);
+        var (ret, pfns) = p.K.Run(p.T, () => p.K.VfioIommuMapDma(a, 4, write: true));
+        Assert.Equal(4, ret);
+        Assert.Equal([dev.BarPfn(0), dev.BarPfn(0) + 1, dev.BarPfn(0) + 2, dev.BarPfn(0) + 3], pfns);
+        var f = Assert.Single(p.K.Findings);
+        Assert.Equal(Invariants.LockAssert, f.Invariant);
+    }
+
+    [Theory]
+    [InlineData("insert_pfn")]
+    [InlineData("insert_full_vma")]
+    [InlineData("huge")]
+    [InlineData("huge_v6.12")]
+    public void Type1PinIsCleanWithFaultTimeInsertion(string strategy)
+    {
+        var (p, dev, vdev) = Boot(strategy);
+        var (_, a) = p.MapVfioBar(vdev, 16);
+        var (ret, pfns) = p.K.Run(p.T, () => p.K.VfioIommuMapDma(a, 16, write: true));
+        Assert.Equal(16, ret);
+        Assert.Equal(dev.BarPfn(0) + 15, pfns[^1]);
+        p.AssertClean();
+    }
+
+    [Fact]
+    public void DroppingTheMmapLockInsideTheFaultWorksAloneButLetsMunmapFreeTheVma()
+    {
+        var (p, dev, vdev) = Boot("remap_drop_mmap_lock");
+        var (_, a) = p.MapVfioBar(vdev, 16);
+        // Alone it looks fine: the write lock is held for io_remap_pfn_range(), VM_FAULT_COMPLETED.
+        Assert.Equal(0UL, p.Read(a));
+        p.AssertClean();
+        Assert.Equal(0, p.Munmap(a, 16 * PG));
+
+        var (_, b) = p.MapVfioBar(vdev, 16);
+        var k = p.K;
+        var mm = p.Mm;
+        var ds = (DirectScheduler)k.Sched;
+        var unmapper = k.CreateThread(p.T, "munmap");
+        var trigger = k.CreateThread(p.T, "trigger");
+        var gate = new Completion(k, "gate");
+        int fixupRet = -1;
+        ds.Run(p.T, async () =>
+        {
+            // VFIO type1 resolving the BAR: mmap read lock, then fixup_user_fault() (follow_fault_pfn()).
+            await k.MmapReadLock(mm);
+            ds.Spawn(unmapper, async () => await k.SysMunmap(b, 16 * PG), "munmap");
+            ds.Spawn(trigger, () =>
+            {
+                gate.CompleteAll();
+                return ValueTask.CompletedTask;
+            }, "trigger");
+            await gate.Wait();
+            var (r, unlocked) = await k.FixupUserFault(mm, b, FaultFlag.FAULT_FLAG_REMOTE, allowUnlock: true);
+            fixupRet = r;
+            Assert.True(unlocked);
+            await k.MmapReadUnlock(mm);
+        });
+        Assert.Equal(0, fixupRet);
+        // The munmap ran while the handler waited for the write lock; the handler then remapped the freed VMA.
+        Assert.Contains(k.Findings, f => f.Invariant == Invariants.UseAfterFree && f.Message.Contains("KASAN"));
+        Assert.Null(mm.MmMt.VmaLookup(b));
+        Assert.Equal(16, BarLeaves(k, mm, dev).Count);
+        // User space keeps a BAR mapping it unmapped: a load that must SIGSEGV reads the device.
+        dev.PokeBar(0, 0, 0x5a);
+        Assert.Equal(new UserAccessResult(0x5a, 0), p.Load(b));
+    }
+
+    [Fact]
+    public void DroppingTheMmapLockOopsACallerThatAllowsNoRetry()
+    {
+        var (p, _, vdev) = Boot("remap_drop_mmap_lock");
+        var (_, a) = p.MapVfioBar(vdev, 16);
+        var k = p.K;
+        // futex's fault_in_user_writeable(): fixup_user_fault(mm, addr, FAULT_FLAG_WRITE, NULL).
+        Assert.Throws<TaskIncompleteException>(() => k.Run(p.T, async () =>
+        {
+            await k.MmapReadLock(p.Mm);
+            await k.FixupUserFault(p.Mm, a, FaultFlag.FAULT_FLAG_WRITE, allowUnlock: false);
+            await k.MmapReadUnlock(p.Mm);
+        }));
+        Assert.Contains(k.Findings, f => f.Invariant == Invariants.KernelOops && f.Message.Contains("FAULT_FLAG_ALLOW_RETRY"));
+    }
+
+    /// <summary>
+    /// Two threads fault the same VMA while a third holds memory_lock for write: both see the PTE
+    /// none and queue in the handler; the second populates again.
+    /// </summary>
+    private static (Linux.Kernel K, TaskStruct T1, TaskStruct T2) ConcurrentFaults(Proc p, VfioPciCoreDevice vdev, ulong a)
+    {
+        var k = p.K;
+        var ds = (DirectScheduler)k.Sched;
+        var holder = k.CreateKernelThread("memory_lock holder");
+        var t1 = k.CreateThread(p.T, "t1");
+        var t2 = k.CreateThread(p.T, "t2");
+        var trigger = k.CreateKernelThread("trigger");
+        var gate = new Completion(k, "gate");
+        ds.Run(holder, async () =>
+        {
+            // As vfio_pci_memory_lock_and_enable() does around a ROM access.
+            await vdev.MemoryLock.DownWrite();
+            ds.Spawn(t1, async () => await k.UserLoad(a, 8), "t1");
+            ds.Spawn(t2, async () => await k.UserLoad(a + 3 * PG, 8), "t2");
+            ds.Spawn(trigger, () =>
+            {
+                gate.CompleteAll();
+                return ValueTask.CompletedTask;
+            }, "trigger");
+            await gate.Wait();
+            await vdev.MemoryLock.UpWrite();
+        });
+        return (k, t1, t2);
+    }
+
+    [Fact]
+    public void TheVmaListCheckMakesTheSecondFaultANoOp()
+    {
+        var (p, dev, vdev) = Boot("remap_vma_list");
+        var (_, a) = p.MapVfioBar(vdev, 16);
+        var (k, t1, t2) = ConcurrentFaults(p, vdev, a);
+        Assert.DoesNotContain(k.Findings, f => f.Invariant == Invariants.Bug);
+        Assert.False(t1.Oopsed || t2.Oopsed);
+        Assert.Single(vdev.VmaList);
+        Assert.Equal(16, BarLeaves(k, p.Mm, dev).Count);
+        Assert.All(k.Findings, f => Assert.Equal(Invariants.LockAssert, f.Invariant));
+    }
+
+    [Theory]
+    [InlineData("insert_pfn")]
+    [InlineData("insert_full_vma")]
+    [InlineData("huge")]
+    public void ConcurrentFaultsAreCleanWithVmfInsertPfn(string strategy)
+    {
+        var (p, dev, vdev) = Boot(strategy);
+        var (_, a) = p.MapVfioBar(vdev, 16);
+        var (k, t1, t2) = ConcurrentFaults(p, vdev, a);
+        Assert.False(t1.Oopsed || t2.Oopsed);
+        Assert.NotEmpty(BarLeaves(k, p.Mm, dev));
+        p.AssertClean();
+    }
+
+    [Theory]
+    [InlineData("huge")]
+    [InlineData("huge_v6.12")]
+    [InlineData("insert_full_vma")]
+    [InlineData("insert_pfn")]
+    public void MemoryDisableRevokesEveryMappingAndFaultsGetSigbusUntilEnabled(string strategy)
+    {
+        var (p, dev, vdev) = Boot(strategy);
+        var (fd, a) = p.MapVfioBar(vdev, 1024, hint: 0x40_0000_0000UL);
+        p.Read(a);
+        p.Read(a + 700 * PG);
+        Assert.NotEmpty(BarLeaves(p.K, p.Mm, dev));
+        Assert.Equal(2, p.K.Run(p.T, () => p.K.VfioMemoryDisable(fd)));
+        Assert.Empty(BarLeaves(p.K, p.Mm, dev));
+        Assert.Empty(Violations(p.K, Invariants.RevokedIomemMapped));
+        Assert.Equal(SIGBUS, p.Load(a).Signal);
+        // Device register access through the fd fails too.
+        var (r, _) = p.K.Run(p.T, () => p.K.SysPread(fd, 8, 0));
+        Assert.Equal(-Errno.EIO, r);
+        Assert.Equal(2, p.K.Run(p.T, () => p.K.VfioMemoryEnable(fd)));
+        dev.PokeBar(0, 8, 9);
+        Assert.Equal(9UL, p.Read(a + 8));
+        Assert.Empty(Violations(p.K, Invariants.RevokedIomemMapped));
+        Assert.All(p.K.Findings, f => Assert.Equal(Invariants.LockAssert, f.Invariant));
+    }
+
+    [Theory]
+    [InlineData("insert_pfn")]
+    public void ResetAndLowPowerRevokeToo(string strategy)
+    {
+        var (p, dev, vdev) = Boot(strategy);
+        var (fd, a) = p.MapVfioBar(vdev, 16);
+        p.Read(a);
+        Assert.Equal(0, p.K.Run(p.T, () => p.K.VfioDeviceReset(fd)));
+        Assert.Empty(BarLeaves(p.K, p.Mm, dev));
+        Assert.Equal(1, dev.Resets);
+        p.Read(a);
+        Assert.Equal(0, p.K.Run(p.T, () => p.K.VfioLowPowerEntry(fd)));
+        Assert.Empty(BarLeaves(p.K, p.Mm, dev));
+        Assert.Equal(SIGBUS, p.Load(a).Signal);
+        Assert.Empty(Violations(p.K, Invariants.RevokedIomemMapped));
+        Assert.Equal(0, p.K.Run(p.T, () => p.K.VfioLowPowerExit(fd)));
+        Assert.True(p.Load(a).Ok);
+    }
+
+    [Fact]
+    public void ForkCopiesPfnmapPtesAfterOpenAndTheDeviceInodeRevokesTheChildToo()
+    {
+        var (p, dev, vdev) = Boot("insert_pfn");
+        var (fd, a) = p.MapVfioBar(vdev, 16);
+        p.Read(a + 2 * PG);
+        var child = p.Fork();
+        // ->open (none here) runs before copy_page_range(); VM_PFNMAP forces the copy.
+        Assert.True(child.Pagemap(a + 2 * PG).Present);
+        Assert.Equal(dev.BarPfn(0) + 2, child.Pagemap(a + 2 * PG).Pfn);
+        Assert.Equal(2, p.K.Run(p.T, () => p.K.VfioMemoryDisable(fd)));
+        Assert.False(child.Pagemap(a + 2 * PG).Present);
+        Assert.Empty(Violations(p.K, Invariants.RevokedIomemMapped));
+        Assert.Equal(SIGBUS, child.Load(a + 2 * PG).Signal);
+        p.AssertClean();
+    }
+
+    [Fact]
+    public void ForkUnderTheVmaListStrategyLeavesTheChildMappedPastTheRevoke()
+    {
+        var (p, dev, vdev) = Boot("remap_vma_list");
+        var (fd, a) = p.MapVfioBar(vdev, 16);
+        p.Read(a);
+        var child = p.Fork();
+        // vfio_pci_mmap_open() zapped the child VMA before copy_page_range() filled it (35e351780fa9).
+        Assert.True(child.Pagemap(a).Present);
+        Assert.Single(vdev.VmaList);
+        Assert.Equal(2, p.K.Run(p.T, () => p.K.VfioMemoryDisable(fd)));
+        Assert.False(p.Pagemap(a).Present);
+        Assert.True(child.Pagemap(a).Present);
+        var v = Violations(p.K, Invariants.RevokedIomemMapped);
+        Assert.Equal(16, v.Count);
+        Assert.All(v, m => Assert.Contains($"mm#{child.Mm.Id}", m));
+        // The child reads the BAR while memory decoding is off.
+        Assert.True(child.Load(a).Ok);
+    }
+
+    [Fact]
+    public void HugeFaultsMapPmdsAndAPudForAnAlignedGigabyteBar()
+    {
+        var p = DevicesKit.Boot();
+        var dev = p.K.PciAddDevice(1, 0, new PciBarSpec(1UL << 30, Mem64: true, Prefetch: true));
+        var vdev = p.K.VfioPciBind(dev);
+        var (_, a) = p.MapVfioBar(vdev, (1UL << 30) / PG, hint: 0x40_0000_0000UL);
+        Assert.Equal(0x40_0000_0000UL, a);
+        p.Read(a + 12345 * PG);
+        var leaf = Assert.Single(BarLeaves(p.K, p.Mm, dev));
+        Assert.Equal(3, leaf.Level);
+        Assert.Equal(dev.BarPfn(0) + 12345, p.Pagemap(a + 12345 * PG).Pfn);
+        Assert.Equal(1, vdev.HugeFaultCalls);
+        p.AssertClean();
+    }
+}
