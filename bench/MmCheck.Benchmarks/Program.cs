@@ -1,23 +1,28 @@
 using System.Globalization;
-using System.Text.Json;
-using MmCheck.Benchmarks;
+using MmCheck.Bench;
 
-bool json = args.Contains("--json");
-ulong bytes = 1UL << 30;
-foreach (var a in args.Where(a => a.StartsWith("--bytes=", StringComparison.Ordinal)))
+// The same benchmarks as `mmcheck bench` (src/MmCheck.Cli/BenchCommand.cs), without the CLI:
+//   dotnet run -c Release --project bench/MmCheck.Benchmarks [-- --json] [--quick] [--bytes=N] [--repeats=N] [--no-native] [--no-explorer]
+var o = args.Contains("--quick") ? BenchOptions.Quick : new BenchOptions();
+foreach (var a in args)
 {
-    bytes = ulong.Parse(a["--bytes=".Length..], CultureInfo.InvariantCulture);
+    if (a.StartsWith("--bytes=", StringComparison.Ordinal))
+    {
+        o = o with { Bytes = ulong.Parse(a["--bytes=".Length..], CultureInfo.InvariantCulture) };
+    }
+    else if (a.StartsWith("--repeats=", StringComparison.Ordinal))
+    {
+        o = o with { Repeats = int.Parse(a["--repeats=".Length..], CultureInfo.InvariantCulture) };
+    }
 }
-var figures = KernelBenchmarks.Run(bytes);
+o = o with { Native = o.Native && !args.Contains("--no-native"), Explorer = o.Explorer && !args.Contains("--no-explorer") };
+bool json = args.Contains("--json");
+var report = BenchSuite.Run(o, json ? null : Console.Error);
 if (json)
 {
-    Console.WriteLine(JsonSerializer.Serialize(figures, new JsonSerializerOptions { WriteIndented = true }));
+    Console.WriteLine(BenchSuite.ToJson(report));
 }
 else
 {
-    foreach (var f in figures)
-    {
-        string target = f.Target is null ? "" : $"  (target {f.Target}: {(f.Met == true ? "met" : "not met")})";
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{f.Name,-34} {f.Value,12:F2} {f.Unit}{target}"));
-    }
+    BenchSuite.WriteText(report, Console.Out);
 }

@@ -17,12 +17,17 @@ internal static class ListCommand
         var views = new Option<bool>("--views") { Description = "the state a condition can read" };
         var devices = new Option<bool>("--devices") { Description = "the device kinds a scenario can declare" };
         var kernelMap = new Option<bool>("--kernel-map") { Description = "every mirrored kernel symbol and where the model holds it (docs/kernel-map.md)" };
+        var vfioTable = new Option<bool>("--vfio-table")
+        {
+            Description = "faults taken and page-table entries installed per vfio-pci fault strategy for touching 1 page, 16 pages and all of a 1 GiB BAR (docs/devices.md)",
+        };
         cmd.Add(verbs);
         cmd.Add(invariants);
         cmd.Add(variants);
         cmd.Add(views);
         cmd.Add(devices);
         cmd.Add(kernelMap);
+        cmd.Add(vfioTable);
         cmd.SetAction(p =>
         {
             bool any = false;
@@ -74,6 +79,11 @@ internal static class ListCommand
             {
                 any = true;
                 io.Out.Write(KernelMap.Markdown());
+            }
+            if (p.GetValue(vfioTable))
+            {
+                any = true;
+                io.Out.Write(VfioStrategyTable.Format(VfioStrategyTable.Build()));
             }
             return any ? ExitCodes.Ok : Scenarios(io);
         });

@@ -31,9 +31,9 @@ internal static class Cli
         root.Add(ExploreCommand.Create(io));
         root.Add(RunCommand.Create(io));
         root.Add(ReplayCommand.Create(io));
-        // conform: wired once the conformance engine lands
+        root.Add(ConformCommand.Create(io));
         root.Add(ListCommand.Create(io));
-        // bench: wired once the bench APIs land
+        root.Add(BenchCommand.Create(io));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -29,8 +29,9 @@ public enum InvariantCheckMode
     Off,
 }
 
-/// <summary>Settings of one exploration.</summary>
-public sealed class ExplorationOptions
+/// <summary>Settings of one exploration. A record, so that a caller can derive settings from
+/// others with <c>options with { ... }</c>.</summary>
+public sealed record ExplorationOptions
 {
     public Strategy Strategy { get; init; } = Strategy.Portfolio;
 

@@ -3,7 +3,7 @@ using Linux;
 namespace MmCheck.Explorer;
 
 /// <summary>
-/// What an exploration found. Apart from <see cref="Elapsed"/> and <see cref="FirstViolationAt"/>,
+/// What an exploration found. Apart from <see cref="Elapsed"/>, <see cref="CpuTime"/> and <see cref="FirstViolationAt"/>,
 /// the same scenario, options and seed give the same result, whatever the number of workers (unless
 /// a time limit, a schedule budget or stop-on-first-violation cut the exploration short).
 /// </summary>
@@ -28,6 +28,11 @@ public sealed class ExplorationResult
     public long Steps { get; init; }
 
     public TimeSpan Elapsed { get; init; }
+
+    /// <summary>CPU time the exploring threads used, all workers together (minimisation excluded;
+    /// measured on Linux, zero elsewhere). On a shared machine, the cost of the work itself.</summary>
+    public TimeSpan CpuTime { get; init; }
+
     public TimeSpan? FirstViolationAt { get; init; }
 
     /// <summary>The distinct final states with how many executions ended in each, in ordinal order.</summary>

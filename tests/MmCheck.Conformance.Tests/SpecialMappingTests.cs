@@ -61,6 +61,24 @@ public sealed class SpecialMappingTests
     }
 
     [Fact]
+    public void Faults_on_pages_the_mapping_does_not_provide_are_SIGBUS_and_writes_to_read_only_ones_SIGSEGV()
+    {
+        var (k, t) = Boot();
+        var vvar = L.Specials[0];
+        var vdso = L.Specials[^1];
+        Assert.Equal("[vvar]", vvar.Name);
+        Assert.Equal("[vdso]", vdso.Name);
+        // The mirror gives [vvar] no page array (the timekeeping data is not modelled): special_mapping_fault() SIGBUS.
+        Assert.Equal(SIGBUS, k.Run(t, () => k.UserLoad(vvar.Start, 8)).Signal);
+        // [vdso] has its stand-in pages: readable, but a write to the r-x mapping is a SIGSEGV.
+        Assert.Equal(0, k.Run(t, () => k.UserLoad(vdso.Start, 8)).Signal);
+        Assert.Equal(SIGSEGV, k.Run(t, () => k.UserStore(vdso.Start, 8, 1)).Signal);
+        // [vvar] has no VM_MAYWRITE: it can never become writable.
+        Assert.Equal(-Errno.EACCES, k.Run(t, () => k.SysMprotect(vvar.Start, vvar.End - vvar.Start, PROT_READ | PROT_WRITE)));
+        Assert.Empty(k.Findings);
+    }
+
+    [Fact]
     public void The_generic_fault_handler_maps_the_provided_pages()
     {
         var k = new Kernel();

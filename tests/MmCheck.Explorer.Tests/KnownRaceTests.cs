@@ -137,6 +137,36 @@ public class KnownRaceTests
         Assert.All(r.Outcomes, o => Assert.Equal("none", o.Outcome["x"]));
     }
 
+    private static readonly Condition s_noOrphanPte = new(Quantifier.Forall, o => o["x"] == "none", "forall (x = none)");
+
+    [Fact]
+    public void AFaultGoingOnWithAStaleVmaAfterMunmapLeavesAnOrphanPte()
+    {
+        var t = Scenarios.FaultVsMunmap(revalidate: false);
+        var r = TestKit.Dfs(t, condition: s_noOrphanPte);
+        Assert.True(r.Complete);
+        var verdict = r.ConditionVerdict!;
+        Assert.False(verdict.Holds);
+        Assert.Equal("mapped", verdict.Deciding!["x"]);
+        Assert.Equal("none", verdict.Deciding!["vma"]);
+        // munmap must run while the fault has dropped the lock: one preemption.
+        Assert.Equal(1, verdict.Witness!.Preemptions);
+        var replay = Replayer.Replay(t, Trace.FromJson(verdict.Witness.ToJson()));
+        Assert.Null(replay.Mismatch);
+        Assert.Equal(verdict.Deciding, replay.Outcome);
+    }
+
+    [Fact]
+    public void AFaultThatLooksTheVmaUpAgainIsProvenClean()
+    {
+        var r = TestKit.Dfs(Scenarios.FaultVsMunmap(revalidate: true), condition: s_noOrphanPte);
+        Assert.True(r.Complete);
+        Assert.Empty(r.Violations);
+        Assert.True(r.ConditionVerdict!.Holds);
+        // Both orders happen: the fault before munmap, and after it (SIGSEGV).
+        Assert.Equal(new[] { "SIGSEGV", "ok" }, r.Outcomes.Select(o => o.Outcome["fault"]).Distinct().Order(StringComparer.Ordinal));
+    }
+
     [Fact]
     public void AStoreRacingMunmapOnTheRealKernelIsClean()
     {

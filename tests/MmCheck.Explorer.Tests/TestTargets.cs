@@ -181,6 +181,47 @@ internal static class Scenarios
         return new Execution(k, () => Outcome.Of(("zap", $"{zapped}"), ("x", Peek(k, mm, x) == ulong.MaxValue ? "none" : "mapped")));
     });
 
+    /// <summary>
+    /// A fault handler that drops the mmap lock part-way (as it does to wait for I/O, returning
+    /// VM_FAULT_RETRY) races munmap of the area. Without revalidation it goes on with the VMA it
+    /// found before, which munmap may have freed meanwhile; with it, it looks the VMA up again once
+    /// it holds the lock, as do_user_addr_fault() does after VM_FAULT_RETRY.
+    /// </summary>
+    public static ExplorationTarget FaultVsMunmap(bool revalidate) => new LambdaTarget(revalidate ? "fault-vs-munmap-fixed" : "fault-vs-munmap-racy", (s, g) =>
+    {
+        var k = Boot(g);
+        var p = k.CreateProcess("p");
+        ulong x = (ulong)k.Run(p, () => k.SysMmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        var mm = p.Mm!;
+        var faulter = k.CreateThread(p, "fault");
+        var unmapper = k.CreateThread(p, "munmap");
+        string fault = "SIGSEGV";
+        k.UseScheduler(s);
+        s.Spawn(faulter, async () =>
+        {
+            await k.MmapReadLock(mm);
+            var vma = mm.MmMt.VmaLookup(x);
+            await k.MmapReadUnlock(mm);
+            await k.MmapReadLock(mm);
+            if (revalidate)
+            {
+                vma = mm.MmMt.VmaLookup(x);
+            }
+            if (vma is not null)
+            {
+                var r = await k.HandleMmFault(vma, x, FaultFlag.FAULT_FLAG_DEFAULT | FaultFlag.FAULT_FLAG_USER | FaultFlag.FAULT_FLAG_WRITE);
+                fault = (r & VmFault.VM_FAULT_ERROR) == 0 ? "ok" : $"{r}";
+            }
+            await k.MmapReadUnlock(mm);
+        }, "fault");
+        s.Spawn(unmapper, async () => await k.SysMunmap(x, 4096), "munmap");
+        // The page tables themselves, not through a VMA: a PTE left where no VMA is any more is
+        // what the stale fault leaves behind (the kernel reports it at exit as a bad rss-counter).
+        return new Execution(k, () => Outcome.Of(("fault", fault),
+            ("x", k.PeekLeaf(mm, x, out ulong e, out _) && e != 0 ? "mapped" : "none"),
+            ("vma", mm.MmMt.VmaLookup(x) is null ? "none" : "mapped")));
+    });
+
     /// <summary>The real kernel: one thread stores to an anonymous page while another unmaps it.</summary>
     public static ExplorationTarget StoreVsMunmap(int pages = 1) => new LambdaTarget($"store-vs-munmap-{pages}", (s, g) =>
     {

@@ -155,4 +155,367 @@ public class LockingTests
         Assert.Equal(["r1 in", "w in", "r2 in"], order);
         Assert.Empty(k.Findings);
     }
+
+    // ---- mmap_lock assertions and the vm_flags_*() wrappers ----
+
+    [Theory]
+    [InlineData("none", true, true)]
+    [InlineData("read", false, true)]
+    [InlineData("write", false, false)]
+    public void MmapAssertionsReportExactlyTheMissingLock(string held, bool lockedFinding, bool writeLockedFinding)
+    {
+        var k = new Linux.Kernel();
+        var t = k.CreateProcess("t");
+        var mm = t.Mm!;
+        var found = new List<string>();
+        k.Run(t, async () =>
+        {
+            if (held == "read") { await k.MmapReadLock(mm); }
+            if (held == "write") { await k.MmapWriteLock(mm); }
+            int n = k.Findings.Count;
+            k.MmapAssertLocked(mm, "assert_locked_site");
+            k.MmapAssertWriteLocked(mm, "assert_write_locked_site");
+            found.AddRange(k.Findings.Skip(n).Select(f => f.Function));
+            if (held == "read") { await k.MmapReadUnlock(mm); }
+            if (held == "write") { await k.MmapWriteUnlock(mm); }
+        });
+        Assert.Equal(lockedFinding, found.Contains("assert_locked_site"));
+        Assert.Equal(writeLockedFinding, found.Contains("assert_write_locked_site"));
+        Assert.All(k.Findings, f => Assert.Equal(Invariants.LockAssert, f.Invariant));
+    }
+
+    [Theory]
+    [InlineData("set")]
+    [InlineData("clear")]
+    [InlineData("mod")]
+    public void EveryVmFlagsWrapperAssertsTheWriteLockAndWriteLocksTheVma(string op)
+    {
+        foreach (bool write in new[] { false, true })
+        {
+            var p = Proc.Boot();
+            p.MmapAnon(1);
+            var vma = p.Vmas[0];
+            bool vmaWriteLocked = false;
+            p.K.Run(p.T, async () =>
+            {
+                if (write) { await p.K.MmapWriteLock(p.Mm); } else { await p.K.MmapReadLock(p.Mm); }
+                switch (op)
+                {
+                    case "set": await p.K.VmFlagsSet(vma, VmFlags.VM_DONTDUMP); break;
+                    case "clear": await p.K.VmFlagsClear(vma, VmFlags.VM_DONTDUMP); break;
+                    default: await p.K.VmFlagsMod(vma, VmFlags.VM_DONTDUMP, VmFlags.VM_NOHUGEPAGE); break;
+                }
+                vmaWriteLocked = vma.VmLock.IsWriteLocked;
+                if (write) { await p.K.MmapWriteUnlock(p.Mm); } else { await p.K.MmapReadUnlock(p.Mm); }
+            });
+            Assert.Equal(!write, p.K.Findings.Any(f => f.Invariant == Invariants.LockAssert && f.Message.Contains("mmap_lock")));
+            if (write)
+            {
+                // vma_start_write() stamped the VMA; mmap_write_unlock() released it with the mmap lock.
+                Assert.True(vmaWriteLocked);
+                Assert.False(vma.VmLock.IsWriteLocked);
+            }
+        }
+    }
+
+    // ---- page-table locks ----
+
+    [Fact]
+    public void EachPteTableHasItsOwnSplitLockAndUpperLevelsUsePageTableLock()
+    {
+        var p = Proc.Boot();
+        long a = p.Mmap(0, 4UL << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+        ulong lo = ((ulong)a + (2UL << 20)) & ~((2UL << 20) - 1);
+        p.Write(lo - 4096, 1);
+        p.Write(lo, 2);
+        var k = p.K;
+        var t1 = k.WalkPte(p.Mm, lo - 4096)!.Value.Table;
+        var t2 = k.WalkPte(p.Mm, lo)!.Value.Table;
+        Assert.NotSame(t1, t2);
+        Assert.NotSame(k.PteLockptr(p.Mm, t1), k.PteLockptr(p.Mm, t2));
+        Assert.NotSame(p.Mm.PageTableLock, k.PteLockptr(p.Mm, t1));
+        // The PMD lock is the PMD table's own split lock (USE_SPLIT_PMD_PTLOCKS on x86-64).
+        var pmd = k.MmFindPmd(p.Mm, lo)!.Value;
+        Assert.Equal(2, pmd.Table.Level);
+        Assert.Same(pmd.Table.Ptl, k.PmdLockptr(p.Mm, pmd));
+        Assert.NotSame(p.Mm.PageTableLock, k.PmdLockptr(p.Mm, pmd));
+        // Upper tables have no split lock: pud_lock() is mm->page_table_lock.
+        Assert.Null(p.Mm.Pgd.Ptl);
+        Assert.Same(p.Mm.PageTableLock, k.Run(p.T, () => k.PudLock(p.Mm, pmd)));
+        k.Run(p.T, () => p.Mm.PageTableLock.Unlock());
+    }
+
+    [Fact]
+    public void WithFoldedPmdsThePmdLockIsPageTableLock()
+    {
+        var p = Proc.Boot(new KernelConfig { Paging = PagingMode.X86_32_2Level, RamBytes = 64UL << 20 });
+        ulong a = p.MmapAnon(1);
+        p.Write(a, 1);
+        var pmd = p.K.MmFindPmd(p.Mm, a)!.Value;
+        Assert.Same(p.Mm.PageTableLock, p.K.PmdLockptr(p.Mm, pmd));
+        p.AssertClean();
+    }
+
+    [Fact]
+    public void PmdInstallRechecksUnderThePmdLockAndTheLoserFreesItsTable()
+    {
+        var p = Proc.Boot();
+        long a = p.Mmap(0, 4UL << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+        ulong addr = ((ulong)a + (2UL << 20)) & ~((2UL << 20) - 1);
+        p.Write(addr - 4096, 1);   // the PMD table exists; the PMD entry for addr is still none
+        var k = p.K;
+        var pmd = k.MmFindPmd(p.Mm, addr)!.Value;
+        Assert.True(k.PmdNone(k.PmdpGet(pmd)));
+        long used = k.Buddy.UsedPages;
+        // Two faults both saw pmd_none() and each preallocated a PTE table.
+        var mine = k.PteAllocOne(p.Mm)!;
+        var theirs = k.PteAllocOne(p.Mm)!;
+        bool first = k.Run(p.T, () => k.PmdInstall(p.Mm, pmd, theirs, addr));
+        bool second = k.Run(p.T, () => k.PmdInstall(p.Mm, pmd, mine, addr));
+        Assert.True(first);
+        Assert.False(second);
+        k.FreePageTable(mine);
+        Assert.Equal(used + 1, k.Buddy.UsedPages);
+        Assert.Same(theirs, k.TableOf(k.PmdpGet(pmd).Val));
+        p.Write(addr, 2);
+        Assert.Same(theirs, k.WalkPte(p.Mm, addr)!.Value.Table);
+        p.AssertClean();
+    }
+
+    // ---- the one seam ----
+
+    private static (Linux.Kernel K, SeamScheduler S, TaskStruct T) BootOnSeam(bool preempt)
+    {
+        var s = new SeamScheduler(preempt);
+        var k = new Linux.Kernel(new KernelConfig { RamBytes = 256UL << 20 }, s);
+        return (k, s, k.CreateProcess("p"));
+    }
+
+    [Fact]
+    public void EveryLockAcquisitionOfABroadWorkloadGoesThroughTheSeam()
+    {
+        var (k, s, t) = BootOnSeam(preempt: false);
+        s.Run(t, async () =>
+        {
+            long a = await k.SysMmap(0, 8 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            long fd = await k.SysMemfdCreate("m", 0);
+            await k.SysFtruncate(fd, 4 * 4096);
+            long sh = await k.SysMmap(0, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            long pr = await k.SysMmap(0, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+            for (ulong i = 0; i < 4; i++)
+            {
+                await k.UserStore((ulong)a + i * 4096, 8, i + 1);
+                await k.UserStore((ulong)sh + i * 4096, 8, i + 10);
+                await k.UserLoad((ulong)pr + i * 4096, 8);
+            }
+            await k.UserStore((ulong)pr, 8, 99);
+            var (child, _) = await k.SysFork();
+            await k.UserStore((ulong)a, 8, 0x22);
+            await k.SysMprotect((ulong)a + 4096, 4096, PROT_READ);
+            await k.SysMadvise((ulong)a + 2 * 4096, 4096, MADV_DONTNEED);
+            await k.SysMremap((ulong)a + 3 * 4096, 4096, 8192, MREMAP_MAYMOVE, 0);
+            await k.SysFtruncate(fd, 4096);
+            await k.SysMunmap((ulong)a, 8 * 4096);
+            _ = child;
+            return 0;
+        });
+        Assert.True(s.SeamViolations.Count == 0, string.Join("\n", s.SeamViolations.Distinct()));
+        Assert.True(s.Findings.Count == 0, string.Join("\n", s.Findings));
+        var kinds = s.Points.Select(x => x.Kind).ToHashSet();
+        Assert.Contains(SchedPointKind.LockAcquire, kinds);
+        Assert.Contains(SchedPointKind.LockRelease, kinds);
+        Assert.Contains(SchedPointKind.Syscall, kinds);
+        Assert.Contains(SchedPointKind.UserAccess, kinds);
+        Assert.Contains(SchedPointKind.HardwareWalk, kinds);
+        // Every lock class the workload used was announced at the seam.
+        var announced = s.Points.Where(x => x.Kind == SchedPointKind.LockAcquire).Select(x => x.Obj).ToHashSet();
+        Assert.Contains(t.Mm!.MmapLock.Obj, announced);
+        Assert.Contains(t.Mm!.PageTableLock.Obj, announced);
+    }
+
+    [Fact]
+    public void ASecondFaultInTheSameTableTakesOnlyItsSplitPteLock()
+    {
+        var (k, s, t) = BootOnSeam(preempt: false);
+        var mm = t.Mm!;
+        ulong a = (ulong)s.Run(t, () => k.SysMmap(0, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        s.Run(t, async () => (await k.UserStore(a, 8, 1)).Ok);
+        int from = s.Points.Count;
+        s.Run(t, async () => (await k.UserStore(a + 4096, 8, 2)).Ok);
+        var locks = s.Points.Skip(from).Where(x => x.Kind == SchedPointKind.LockAcquire).Select(x => x.Obj).ToList();
+        var ptl = k.WalkPte(mm, a)!.Value.Table.Ptl!;
+        Assert.Contains(ptl.Obj, locks);
+        Assert.DoesNotContain(mm.PageTableLock.Obj, locks);
+        Assert.DoesNotContain(mm.MmapLock.Obj, locks);   // the per-VMA lock suffices
+        Assert.Empty(s.SeamViolations);
+    }
+
+    [Fact]
+    public void ThreadsFaultingTheSameTablesInterleavedAtEveryPointAgreeAndLeakNoTable()
+    {
+        long Run(bool preempt, out SeamScheduler sched, out ulong[] seen)
+        {
+            var (k, s, t) = BootOnSeam(preempt);
+            var t2 = k.CreateThread(t, "t2");
+            ulong a = (ulong)s.Run(t, () => k.SysMmap(0, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+            long before = k.Buddy.UsedPages;
+            s.Spawn(t, async () =>
+            {
+                for (ulong i = 0; i < 4; i++) { await k.UserStore(a + i * 4096, 8, 0x100 + i); }
+            }, "t1");
+            s.Spawn(t2, async () =>
+            {
+                for (ulong i = 0; i < 4; i++) { await k.UserStore(a + i * 4096 + 8, 8, 0x200 + i); }
+            }, "t2");
+            s.RunAll();
+            var vals = new List<ulong>();
+            for (ulong i = 0; i < 4; i++)
+            {
+                vals.Add(s.Run(t, async () => (await k.UserLoad(a + i * 4096, 8)).Value));
+                vals.Add(s.Run(t, async () => (await k.UserLoad(a + i * 4096 + 8, 8)).Value));
+            }
+            seen = [.. vals];
+            sched = s;
+            Assert.Empty(k.CheckInvariants());
+            return k.Buddy.UsedPages - before;
+        }
+        long sequential = Run(false, out var s0, out var v0);
+        long interleaved = Run(true, out var s1, out var v1);
+        Assert.True(s1.Preemptions > 50, $"only {s1.Preemptions} preemptions");
+        Assert.Equal(v0, v1);
+        Assert.Equal([0x100UL, 0x200, 0x101, 0x201, 0x102, 0x202, 0x103, 0x203], v1);
+        // Racing table allocations lost in pmd_install() were freed: same pages in use either way.
+        Assert.Equal(sequential, interleaved);
+        Assert.Empty(s0.Findings);
+        Assert.Empty(s1.Findings);
+        Assert.Empty(s1.SeamViolations);
+    }
+
+    // ---- the documented lock order ----
+
+    private static string RepoFile(string rel)
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            if (System.IO.File.Exists(Path.Combine(d.FullName, "MmCheck.slnx")))
+            {
+                return System.IO.File.ReadAllText(Path.Combine(d.FullName, rel));
+            }
+        }
+        throw new FileNotFoundException(rel);
+    }
+
+    /// <summary>The tree's lines (indentation kept, comments dropped) from the first line naming
+    /// inode->i_rwsem to the line naming the i_pages lock.</summary>
+    private static List<(int Depth, string Name)> Tree(IEnumerable<string> lines)
+    {
+        var tree = new List<(int, string)>();
+        bool inTree = false;
+        foreach (var line in lines)
+        {
+            if (!inTree && line.TrimStart().StartsWith("inode->i_rwsem", StringComparison.Ordinal))
+            {
+                inTree = true;
+            }
+            if (!inTree)
+            {
+                continue;
+            }
+            int depth = line.Length - line.TrimStart().Length;
+            string name = line.Trim();
+            int paren = name.IndexOf("  ", StringComparison.Ordinal);
+            tree.Add((depth, (paren > 0 ? name[..paren] : name).Trim()));
+            if (line.Contains("i_pages lock", StringComparison.Ordinal))
+            {
+                break;
+            }
+        }
+        int d0 = tree[0].Item1;
+        return [.. tree.Select(x => ((x.Item1 - d0) / 2, x.Item2))];
+    }
+
+    private static List<(int Depth, string Name)> DocTree() =>
+        Tree(RepoFile("docs/locking.md").Split('\n'));
+
+    [Fact]
+    public void TheLockOrderIsWrittenOnceInRmapAndTheSameInDocsLocking()
+    {
+        var rmap = Tree(RepoFile("src/MmCheck.Kernel/Mm/Rmap.cs").Split('\n')
+            .Select(l => l.TrimStart().StartsWith('*') ? l[(l.IndexOf('*') + 1)..] : l));
+        var doc = DocTree();
+        Assert.Equal(8, doc.Count);
+        Assert.Equal(doc, rmap);
+        // A strict nesting: each line one level below the previous.
+        Assert.Equal(Enumerable.Range(0, doc.Count), doc.Select(x => x.Depth));
+    }
+
+    /// <summary>The documented depth of a lock class, or null for classes outside the mm tree.</summary>
+    private static int? Depth(List<(int Depth, string Name)> tree, LockClass c)
+    {
+        string? line = c.Name switch
+        {
+            "inode->i_rwsem" => "inode->i_rwsem",
+            "mm->mmap_lock" => "mm->mmap_lock",
+            "folio->flags PG_locked" => "folio lock (PG_locked)",
+            "vma->vm_lock" => "vma->vm_lock",
+            "mapping->i_mmap_rwsem" => "mapping->i_mmap_rwsem",
+            "anon_vma->rwsem" => "anon_vma->rwsem",
+            "mm->page_table_lock" or "ptlock (split PTE/PMD lock)" => "mm->page_table_lock or the split PTE/PMD lock",
+            "mapping->i_pages lock" => "mapping->i_pages lock",
+            _ => null,
+        };
+        if (line is null)
+        {
+            return null;
+        }
+        var hit = tree.Single(x => x.Name == line);
+        return hit.Depth;
+    }
+
+    [Fact]
+    public void EveryOrderLockdepLearnsFromTheKernelFollowsTheDocumentedTree()
+    {
+        var tree = DocTree();
+        var graph = new LockGraph();
+        var p = Proc.Boot(new KernelConfig { LockGraph = graph, RamBytes = 256UL << 20 });
+        ulong a = p.MmapAnon(8);
+        long fd = p.MemfdCreate("m");
+        Assert.Equal(0, p.Ftruncate(fd, 8 * 4096));
+        ulong sh = (ulong)p.Mmap(0, 8 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
+        ulong pr = (ulong)p.Mmap(0, 8 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd);
+        for (ulong i = 0; i < 8; i++)
+        {
+            p.Write(a + i * 4096, i + 1);
+            p.Write(sh + i * 4096, i + 1);
+            p.Read(pr + i * 4096);
+        }
+        p.Write(pr, 5);
+        var c = p.Fork();
+        c.Write(a, 9);
+        p.Write(sh, 7);
+        Assert.Equal(0L, p.Mprotect(a, 4096, PROT_READ));
+        Assert.Equal(0L, p.Madvise(a + 4096, 4096, MADV_DONTNEED));
+        Assert.True(p.K.Run(p.T, () => p.K.SysMremap(a + 2 * 4096, 2 * 4096, 4 * 4096, MREMAP_MAYMOVE, 0)) > 0);
+        Assert.Equal(0, p.Ftruncate(fd, 4096));
+        Assert.Equal(0L, p.Munmap(sh, 8 * 4096));
+        c.Exit();
+        p.Exit();
+        Assert.Empty(p.K.Findings);
+        Assert.True(graph.EdgeCount >= 5, $"only {graph.EdgeCount} lock-order edges learned");
+        var classes = LockClass.All;
+        foreach (var ((from, to), ctx) in graph.Edges)
+        {
+            int? df = Depth(tree, classes[from.ClassId]), dt = Depth(tree, classes[to.ClassId]);
+            if (df is null || dt is null)
+            {
+                continue;
+            }
+            // Down the tree, or a documented nesting of one level in itself (subclass annotation:
+            // the child's mmap_lock in dup_mmap(), the source PTL in copy_pte_range()), or the PMD
+            // lock and a PTE lock, which share the bottom level.
+            bool ok = dt > df || (from.ClassId == to.ClassId && to.Subclass > from.Subclass) ||
+                      (df == dt && from.ClassId != to.ClassId && classes[to.ClassId] == LockClass.PtLock);
+            Assert.True(ok, $"{from} → {to} (took {to} in {ctx.TakenIn} holding {from} from {ctx.HeldIn}) is against docs/locking.md");
+        }
+    }
 }

@@ -1,37 +1,108 @@
 using Linux;
 using static Linux.PgTable;
 using static Linux.X86Pte;
+using CacheMode = Linux.X86Pte.CacheMode;
 
 namespace MmCheck.Kernel.Tests;
 
 /// <summary>Bit-exact x86-64 encodings: every PTE bit and every non-present entry type.</summary>
 public class PteEncodingTests
 {
-    public static TheoryData<string, ulong, int> Bits => new()
+    /// <summary>Each x86 PTE bit with the kernel helpers that test, set and clear it.</summary>
+    private static readonly Dictionary<string, (int Bit, Func<Pte, bool> Test, Func<Pte, Pte> Set, Func<Pte, Pte> Clear)> s_bits = new()
     {
-        { "present", _PAGE_PRESENT, 0 },
-        { "rw", _PAGE_RW, 1 },
-        { "user", _PAGE_USER, 2 },
-        { "pwt", _PAGE_PWT, 3 },
-        { "pcd", _PAGE_PCD, 4 },
-        { "accessed", _PAGE_ACCESSED, 5 },
-        { "dirty", _PAGE_DIRTY, 6 },
-        { "pse/pat", _PAGE_PSE, 7 },
-        { "global", _PAGE_GLOBAL, 8 },
-        { "special", _PAGE_SPECIAL, 9 },
-        { "uffd-wp", _PAGE_UFFD_WP, 10 },
-        { "soft-dirty", _PAGE_SOFT_DIRTY_BIT, 11 },
-        { "pat-large", _PAGE_PAT_LARGE, 12 },
-        { "saved-dirty", _PAGE_SAVED_DIRTY, 58 },
-        { "nx", _PAGE_NX, 63 },
+        // present, user, pwt, pcd and setting dirty have no single-bit kernel helper: raw bit operations.
+        ["present"] = (0, p => (p.Val & _PAGE_PRESENT) != 0, p => new Pte(p.Val | _PAGE_PRESENT), p => new Pte(p.Val & ~_PAGE_PRESENT)),
+        ["rw"] = (1, PteWrite, PteMkwriteNovma, PteWrprotect),
+        ["user"] = (2, PteUser, p => new Pte(p.Val | _PAGE_USER), p => new Pte(p.Val & ~_PAGE_USER)),
+        ["pwt"] = (3, p => (p.Val & _PAGE_PWT) != 0, p => new Pte(p.Val | _PAGE_PWT), p => new Pte(p.Val & ~_PAGE_PWT)),
+        ["pcd"] = (4, p => (p.Val & _PAGE_PCD) != 0, p => new Pte(p.Val | _PAGE_PCD), p => new Pte(p.Val & ~_PAGE_PCD)),
+        ["accessed"] = (5, PteYoung, PteMkyoung, PteMkold),
+        ["dirty"] = (6, PteDirty, p => new Pte(p.Val | _PAGE_DIRTY), PteMkclean),
+        ["pse/pat"] = (7, PteHuge, PteMkhuge, PteClrhuge),
+        ["global"] = (8, PteGlobal, PteMkglobal, PteClrglobal),
+        ["special"] = (9, PteSpecial, PteMkspecial, p => new Pte(p.Val & ~_PAGE_SPECIAL)),
+        // pte_mkuffd_wp() also write-protects (checked below); RW is put back to isolate bit 10.
+        ["uffd-wp"] = (10, PteUffdWp, p => new Pte(PteMkuffdWp(p).Val | (p.Val & _PAGE_RW)), PteClearUffdWp),
+        ["soft-dirty"] = (11, PteSoftDirty, PteMksoftDirty, PteClearSoftDirty),
+        ["nx"] = (63, p => !PteExec(p), p => new Pte(p.Val | _PAGE_NX), PteMkexec),
     };
 
+    public static TheoryData<string> BitNames => new(s_bits.Keys);
+
     [Theory]
-    [MemberData(nameof(Bits))]
-    public void EveryPteBitSitsWhereX86PutsIt(string name, ulong mask, int bit)
+    [MemberData(nameof(BitNames))]
+    public void EveryPteBitRoundTripsThroughTheKernelsHelpersAndTouchesOnlyItsBit(string name)
     {
-        Assert.Equal(1UL << bit, mask);
-        Assert.False(string.IsNullOrEmpty(name));
+        var (bit, test, set, clear) = s_bits[name];
+        foreach (ulong pfn in new ulong[] { 0x1, 0x12345, (1UL << 40) - 1 })
+        {
+            // Start from an entry with every other helper bit in both states.
+            foreach (ulong others in new[] { 0UL, PAGE_SHARED_EXEC | _PAGE_DIRTY, ~0UL & ~PTE_PFN_MASK })
+            {
+                var basePte = new Pte(((pfn << 12) & PTE_PFN_MASK) | (others & ~(1UL << bit)));
+                Assert.False(test(basePte));
+                var on = set(basePte);
+                Assert.True(test(on));
+                Assert.Equal(basePte.Val | (1UL << bit), on.Val);
+                var off = clear(on);
+                Assert.False(test(off));
+                Assert.Equal(basePte.Val, off.Val);
+                Assert.Equal(pfn, (on.Val & PTE_PFN_MASK) >> 12);
+            }
+        }
+    }
+
+    [Fact]
+    public void TheUserProtectionsHaveTheExactX86Values()
+    {
+        // pgtable_types.h: P|RW|US|A = 0x27, NX = bit 63; PAGE_NONE is A|G (PROTNONE).
+        Assert.Equal(0x8000000000000027UL, PAGE_SHARED);
+        Assert.Equal(0x27UL, PAGE_SHARED_EXEC);
+        Assert.Equal(0x8000000000000025UL, PAGE_COPY);
+        Assert.Equal(0x8000000000000025UL, PAGE_READONLY);
+        Assert.Equal(0x25UL, PAGE_READONLY_EXEC);
+        Assert.Equal(0x120UL, PAGE_NONE);
+        Assert.Equal(0x67UL, _PAGE_TABLE);
+        Assert.Equal(0x8000000000000163UL, PAGE_KERNEL);
+        Assert.Equal(0xFFFFFFFFFF000UL, PTE_PFN_MASK);
+        // A PTE for pfn 0x1234 mapped shared writable: the bytes a real page table holds.
+        Assert.Equal(0x8000000001234027UL, PfnPte(0x1234, new PgProt(PAGE_SHARED)).Val);
+        var wr = PteMkyoung(new Pte(PfnPte(0x1234, new PgProt(PAGE_SHARED)).Val | _PAGE_DIRTY));
+        Assert.Equal(0x8000000001234067UL, wr.Val);
+        Assert.False(PteExec(wr));
+        Assert.True(PteExec(PfnPte(0x1234, new PgProt(PAGE_SHARED_EXEC))));
+    }
+
+    [Fact]
+    public void CacheModesRoundTripThroughPwtPcdAndPat()
+    {
+        foreach (var mode in Enum.GetValues<CacheMode>())
+        {
+            var prot = new PgProt(PAGE_SHARED | CacheModeBits(mode));
+            Assert.Equal(mode, Pgprot2Cachemode(prot));
+            var pte = PfnPte(0x99, prot);
+            Assert.Equal(mode, Pgprot2Cachemode(new PgProt(PteFlags(pte))));
+            // mprotect (pte_modify) keeps the cache mode: PWT, PCD and PAT are in _PAGE_CHG_MASK.
+            Assert.Equal(mode, Pgprot2Cachemode(new PgProt(PteModify(pte, new PgProt(PAGE_READONLY)).Val)));
+        }
+        Assert.Equal(CacheMode.UC_MINUS, Pgprot2Cachemode(PgprotNoncached(new PgProt(PAGE_SHARED))));
+        Assert.Equal(CacheMode.WC, Pgprot2Cachemode(PgprotWritecombine(new PgProt(PAGE_SHARED))));
+    }
+
+    [Fact]
+    public void PteModifyChangesProtectionBitsButKeepsNxOnlyFromTheNewProtection()
+    {
+        var exec = PfnPte(0x42, new PgProt(PAGE_SHARED_EXEC));
+        var noexec = PteModify(exec, new PgProt(PAGE_READONLY));
+        Assert.False(PteExec(noexec));
+        Assert.True(PteExec(PteModify(noexec, new PgProt(PAGE_READONLY_EXEC))));
+        // Special, uffd-wp and soft-dirty are software bits kept across mprotect.
+        var sw = new Pte(exec.Val | _PAGE_SPECIAL | _PAGE_UFFD_WP | _PAGE_SOFT_DIRTY_BIT);
+        var m = PteModify(sw, new PgProt(PAGE_READONLY));
+        Assert.True(PteSpecial(m) && PteUffdWp(m) && PteSoftDirty(m));
+        // Global is not in the change mask: user protections never carry it.
+        Assert.False(PteGlobal(PteModify(PteMkglobal(exec), new PgProt(PAGE_READONLY))));
     }
 
     [Fact]
@@ -185,5 +256,103 @@ public class PteEncodingTests
         var pmd = PfnPmd(0x200, prot);
         Assert.True(PmdLeaf(pmd));
         Assert.Equal(0x200UL, PmdPfn(pmd));
+    }
+
+    [Fact]
+    public void UffdWpMarkingWriteProtects()
+    {
+        var pte = PteMkuffdWp(PfnPte(0x10, new PgProt(PAGE_SHARED)));
+        Assert.True(PteUffdWp(pte));
+        Assert.False(PteWrite(pte));
+    }
+
+    public static TheoryData<uint> AllTypes => new()
+    {
+        0, 1, SwapOps.MAX_SWAPFILES - 1, SwapOps.SWP_HWPOISON, SwapOps.SWP_MIGRATION_READ,
+        SwapOps.SWP_MIGRATION_READ_EXCLUSIVE, SwapOps.SWP_MIGRATION_WRITE, SwapOps.SWP_DEVICE_WRITE,
+        SwapOps.SWP_DEVICE_READ, SwapOps.SWP_DEVICE_EXCLUSIVE, SwapOps.SWP_PTE_MARKER,
+    };
+
+    [Theory]
+    [MemberData(nameof(AllTypes))]
+    public void EveryNonPresentTypeCarriesSoftDirtyUffdWpAndExclusiveIndependently(uint type)
+    {
+        var e = new SwpEntry(type, type == SwapOps.SWP_PTE_MARKER ? SwapOps.PTE_MARKER_GUARD : 0x2345);
+        var pte = SwapOps.SwpEntryToPte(e);
+        var flags = new (ulong Bit, Func<Pte, Pte> Set, Func<Pte, bool> Test)[]
+        {
+            (_PAGE_RW, SwapOps.PteSwpMksoftDirty, SwapOps.PteSwpSoftDirty),
+            (_PAGE_USER, SwapOps.PteSwpMkuffdWp, SwapOps.PteSwpUffdWp),
+            (_PAGE_PWT, SwapOps.PteSwpMkexclusive, SwapOps.PteSwpExclusive),
+        };
+        foreach (var (bit, set, test) in flags)
+        {
+            var with = set(pte);
+            Assert.Equal(pte.Val | bit, with.Val);
+            Assert.True(test(with));
+            foreach (var other in flags.Where(f => f.Bit != bit))
+            {
+                Assert.False(other.Test(with));
+            }
+            // The flag is no part of the entry, and the entry stays non-present, non-none.
+            Assert.Equal(e, SwapOps.PteToSwpEntry(with));
+            Assert.True(SwapOps.IsSwapPte(with));
+            Assert.False(PgTable.PtePresent(with));
+        }
+        Assert.Equal(pte, SwapOps.PteSwpClearExclusive(SwapOps.PteSwpMkexclusive(pte)));
+        Assert.Equal(pte, SwapOps.PteSwpClearUffdWp(SwapOps.PteSwpMkuffdWp(pte)));
+    }
+
+    [Fact]
+    public void EachKindOfEntryIsRecognisedByItsOwnPredicateOnly()
+    {
+        const ulong pfn = 0xabcde;
+        var kinds = new (string Name, SwpEntry Entry)[]
+        {
+            ("swap", new SwpEntry(3, 0x777)),
+            ("hwpoison", SwapOps.MakeHwpoisonEntry(pfn)),
+            ("migration_read", SwapOps.MakeReadableMigrationEntry(pfn)),
+            ("migration_read_exclusive", SwapOps.MakeReadableExclusiveMigrationEntry(pfn)),
+            ("migration_write", SwapOps.MakeWritableMigrationEntry(pfn)),
+            ("device_private_read", SwapOps.MakeReadableDevicePrivateEntry(pfn)),
+            ("device_private_write", SwapOps.MakeWritableDevicePrivateEntry(pfn)),
+            ("device_exclusive", SwapOps.MakeDeviceExclusiveEntry(pfn)),
+            ("pte_marker", SwapOps.MakePteMarkerEntry(SwapOps.PTE_MARKER_UFFD_WP | SwapOps.PTE_MARKER_GUARD)),
+        };
+        foreach (var (name, entry) in kinds)
+        {
+            var back = SwapOps.PteToSwpEntry(SwapOps.SwpEntryToPte(entry));
+            Assert.Equal(entry, back);
+            Assert.Equal(name, SwapOps.TypeName(back.Type));
+            Assert.Equal(name != "swap", SwapOps.NonSwapEntry(back));
+            Assert.Equal(name.StartsWith("migration", StringComparison.Ordinal), SwapOps.IsMigrationEntry(back));
+            Assert.Equal(name == "migration_write", SwapOps.IsWritableMigrationEntry(back));
+            Assert.Equal(name == "migration_read_exclusive", SwapOps.IsReadableExclusiveMigrationEntry(back));
+            Assert.Equal(name.StartsWith("device_private", StringComparison.Ordinal), SwapOps.IsDevicePrivateEntry(back));
+            Assert.Equal(name == "device_private_write", SwapOps.IsWritableDevicePrivateEntry(back));
+            Assert.Equal(name == "device_exclusive", SwapOps.IsDeviceExclusiveEntry(back));
+            Assert.Equal(name == "hwpoison", SwapOps.IsHwpoisonEntry(back));
+            Assert.Equal(name == "pte_marker", SwapOps.IsPteMarkerEntry(back));
+            bool hasPfn = name is not ("swap" or "pte_marker");
+            Assert.Equal(hasPfn, SwapOps.IsPfnSwapEntry(back));
+            if (hasPfn)
+            {
+                Assert.Equal(pfn, SwapOps.SwpOffsetPfn(back));
+            }
+        }
+        var marker = SwapOps.PteToSwpEntry(SwapOps.MakePteMarker(SwapOps.PTE_MARKER_UFFD_WP | SwapOps.PTE_MARKER_GUARD));
+        Assert.Equal(SwapOps.PTE_MARKER_UFFD_WP | SwapOps.PTE_MARKER_GUARD, SwapOps.PteMarkerGet(marker));
+    }
+
+    [Fact]
+    public void ASwapEntryHasTheExactX86Layout()
+    {
+        // pgtable_64.h: type in bits 59-63, the offset inverted in bits 9-58, flags in 1-3, P/A/D/PSE/G clear.
+        var pte = SwapOps.SwpEntryToPte(new SwpEntry(2, 0x5));
+        ulong expected = (2UL << 59) | ((~0x5UL << 14) >> 5);
+        Assert.Equal(expected, pte.Val);
+        Assert.Equal(0x10UL << 59 | (((1UL << 50) - 1 - 0x1234) << 9),
+            SwapOps.SwpEntryToPte(new SwpEntry(0x10, 0x1234)).Val);
+        Assert.Equal(0UL, pte.Val & 0x1FF & ~(_PAGE_RW | _PAGE_USER | _PAGE_PWT | _PAGE_PCD));
     }
 }

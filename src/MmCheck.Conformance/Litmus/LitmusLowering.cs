@@ -30,7 +30,8 @@ public sealed record LoweringResult(ConformanceCase? Case, string? Error)
 /// runs right where T0's <c>fork: Q = fork();</c> created Q.</item>
 /// </list>
 /// <para>Registers: one namespace for the whole scenario, assigned in program order (the latest
-/// assignment wins); a register holds the result of the operation that assigned it, so later
+/// assignment wins); a register holds the result of the operation that assigned it (or, for
+/// <c>r = expr</c>, that value: nothing is observed for it), so later
 /// arguments are symbolic (<c>buf + 2 pages</c> is "the result of that mmap plus 8192" on each
 /// side). <c>Q = fork()</c> names the child process Q. Names: the kernel's PROT_*/MAP_*/MADV_*/
 /// MREMAP_*/MFD_* constants, <c>PAGE_SIZE</c>, <c>NULL</c>, and <c>MMAP_TOP</c>, the lowest start of
@@ -88,7 +89,10 @@ public static class LitmusLowering
     {
         private readonly CaseBuilder _b = new(s.Name.Text.Length == 0 ? "scenario" : s.Name.Text);
         private readonly Dictionary<string, int> _procs = new(StringComparer.Ordinal);
-        private readonly Dictionary<string, int> _regs = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, Arg> _regs = new(StringComparer.Ordinal);
+        /// <summary>Registers assigned a value no argument can express (the difference of two
+        /// addresses): an error only if a later operation uses them.</summary>
+        private readonly Dictionary<string, string> _unusable = new(StringComparer.Ordinal);
         private readonly Dictionary<(string Thread, string Label), List<ThreadDeclaration>> _followers = [];
         private readonly HashSet<ThreadDeclaration> _ran = [];
 
@@ -195,7 +199,23 @@ public static class LitmusLowering
         {
             if (st.Value is not CallExpression call)
             {
-                throw Fail(st, "a statement must call a verb");
+                if (st.Target is not { } reg)
+                {
+                    throw Fail(st, "a statement must call a verb or assign a register");
+                }
+                // r = expr: the register names a value (a constant, or a result plus an offset); it is
+                // not an operation, so nothing is observed.
+                try
+                {
+                    _regs[reg.Text] = Eval(st.Value);
+                    _unusable.Remove(reg.Text);
+                }
+                catch (LoweringException e)
+                {
+                    _regs.Remove(reg.Text);
+                    _unusable[reg.Text] = e.Message;
+                }
+                return;
             }
             string verb = call.Callee.Text;
             var args = call.Arguments;
@@ -301,7 +321,8 @@ public static class LitmusLowering
             }
             if (st.Target is { } target)
             {
-                _regs[target.Text] = op;
+                _regs[target.Text] = Arg.Result(op);
+                _unusable.Remove(target.Text);
             }
         }
 
@@ -316,9 +337,13 @@ public static class LitmusLowering
                 case NullLiteral:
                     return Arg.Abs(0);
                 case NameExpression n:
-                    if (_regs.TryGetValue(n.Name, out int op))
+                    if (_regs.TryGetValue(n.Name, out var reg))
                     {
-                        return Arg.Result(op);
+                        return reg;
+                    }
+                    if (_unusable.TryGetValue(n.Name, out string? why))
+                    {
+                        throw Fail(n, $"register {n.Name} cannot be an argument: {why}");
                     }
                     if (n.Name == MmapTopName)
                     {

@@ -4,8 +4,8 @@ using System.Text;
 
 namespace MmCheck.Conformance.Native;
 
-/// <summary>Compiles native/oracle.c with the machine's gcc into a cache directory keyed by a hash of the
-/// source and the compiler flags.</summary>
+/// <summary>Compiles native/oracle.c (and bench/native/mmbench.c, for the benchmarks) with the machine's gcc
+/// into a cache directory keyed by a hash of the source and the compiler flags.</summary>
 internal static class OracleBuild
 {
     internal const string Compiler = "gcc";
@@ -14,7 +14,10 @@ internal static class OracleBuild
     private static readonly Lock BuildLock = new();
 
     /// <summary>native/oracle.c next to the assembly (the project copies it to the output directory).</summary>
-    internal static string SourcePath => Path.Combine(AppContext.BaseDirectory, "native", "oracle.c");
+    internal static string SourcePath => NativeSourcePath("oracle.c");
+
+    /// <summary>A C source in native/ next to the assembly.</summary>
+    internal static string NativeSourcePath(string file) => Path.Combine(AppContext.BaseDirectory, "native", file);
 
     internal static string DefaultCacheDirectory => Path.Combine(Path.GetTempPath(), "mmcheck-oracle");
 
@@ -32,16 +35,20 @@ internal static class OracleBuild
     }
 
     /// <summary>Returns the path of an up-to-date oracle binary, building it if needed.</summary>
-    internal static string EnsureBuilt(string? workDir)
+    internal static string EnsureBuilt(string? workDir) => EnsureBuilt(SourcePath, workDir);
+
+    /// <summary>The same for any single-file C program: the binary is named after the source
+    /// (<c>NAME-HASH</c>).</summary>
+    internal static string EnsureBuilt(string sourcePath, string? workDir)
     {
-        var sourcePath = SourcePath;
         if (!File.Exists(sourcePath))
-            throw new NativeOracleException($"oracle source not found at {sourcePath}");
+            throw new NativeOracleException($"native source not found at {sourcePath}");
         var source = File.ReadAllBytes(sourcePath);
         var key = Convert.ToHexStringLower(SHA256.HashData(
             [.. source, .. Encoding.UTF8.GetBytes(string.Join(' ', Flags))]))[..16];
         var dir = Path.GetFullPath(workDir ?? DefaultCacheDirectory);
-        var binary = Path.Combine(dir, $"oracle-{key}");
+        var name = Path.GetFileNameWithoutExtension(sourcePath);
+        var binary = Path.Combine(dir, $"{name}-{key}");
         if (File.Exists(binary))
             return binary;
 
@@ -53,7 +60,7 @@ internal static class OracleBuild
             Directory.CreateDirectory(dir);
             // Unique temporary names, then atomic renames: concurrent builders (other test processes) are fine.
             var unique = $"{Environment.ProcessId}-{Guid.NewGuid():N}";
-            var keyedSource = Path.Combine(dir, $"oracle-{key}.c");
+            var keyedSource = Path.Combine(dir, $"{name}-{key}.c");
             var tmpSource = $"{keyedSource}.{unique}.c";
             var tmpBinary = $"{binary}.{unique}.tmp";
             try

@@ -21,6 +21,10 @@ public sealed record ExplorerBenchmarkOptions
 
     /// <summary>Workers for the speed-up figure, against one.</summary>
     public int Workers { get; init; } = 2;
+
+    /// <summary>How long to explore before measuring, so that the JIT has compiled the kernel's and
+    /// the explorer's hot paths at full optimisation (tiered compilation takes a few seconds).</summary>
+    public TimeSpan Warmup { get; init; } = TimeSpan.FromSeconds(4);
 }
 
 /// <summary>DPOR against plain DFS on one bounded scenario.</summary>
@@ -33,16 +37,18 @@ public sealed record DporComparison(string Scenario, long DporSchedules, long Pl
 public sealed record ExplorerBenchmarkResult
 {
     public required string Scenario { get; init; }
-    /// <summary>Scheduling points (steps) per second on one core, DFS with DPOR, everything included
-    /// (building a fresh kernel for every execution, replaying prefixes, checks).</summary>
+    /// <summary>Scheduling points (steps) per second of wall-clock time on one worker, DFS with DPOR,
+    /// everything included (building a fresh kernel for every execution, replaying prefixes,
+    /// checks). Depends on how busy the machine is.</summary>
     public double PointsPerSecond { get; init; }
-    /// <summary>The same per second of CPU time of the process (robust when the machine is shared).</summary>
+    /// <summary>The same per second of CPU time of the exploring thread: the rate of one core given
+    /// to it alone, and the figure to compare with the target on a shared machine.</summary>
     public double PointsPerCpuSecond { get; init; }
-    /// <summary>The same without the time spent building kernels (the target's Prepare).</summary>
+    /// <summary>Points per CPU second without the time spent building kernels (the target's Prepare).</summary>
     public double PointsPerSecondExcludingSetup { get; init; }
-    /// <summary>Average cost of one Prepare (a fresh kernel with the scenario's setup).</summary>
+    /// <summary>Average CPU cost of one Prepare (a fresh kernel with the scenario's setup).</summary>
     public double SetupMicroseconds { get; init; }
-    /// <summary>Points per second with no kernel work between points (DFS with DPOR): the explorer's own cost.</summary>
+    /// <summary>Points per CPU second with no kernel work between points (DFS with DPOR): the explorer's own cost.</summary>
     public double SchedulerOnlyPointsPerSecond { get; init; }
     public required string SpeedupScenario { get; init; }
     public long Schedules { get; init; }
@@ -52,22 +58,28 @@ public sealed record ExplorerBenchmarkResult
     public double DporReduction { get; init; }
     public TimeSpan OneWorker { get; init; }
     public TimeSpan ManyWorkers { get; init; }
-    /// <summary>CPU time the many-worker run used against the one-worker run: the parallel overhead
-    /// (1.0 = none); on an idle machine the speed-up approaches workers / this.</summary>
+    /// <summary>CPU time the exploring threads of the many-worker run used against the one-worker
+    /// run: the parallel overhead (1.0 = none).</summary>
     public double ParallelCpuOverhead { get; init; }
     public int Workers { get; init; }
+    /// <summary>Wall-clock speed-up of the many-worker run (best of the repetitions); on a shared
+    /// machine it is bounded by the cores the other processes leave.</summary>
     public double Speedup { get; init; }
+    /// <summary>The speed-up with a core per worker, from CPU times: workers / CPU overhead. It
+    /// assumes busy workers, which the fine-grained DFS units give until the last ones.</summary>
+    public double CpuSpeedup { get; init; }
     /// <summary>The multi-worker result was identical to the one-worker result.</summary>
     public bool ParallelResultIdentical { get; init; }
     public int ProcessorCount { get; init; }
-    /// <summary>/proc/loadavg at the start (the machine may be shared), when available.</summary>
+    /// <summary>/proc/loadavg's 1, 5 and 15-minute figures at the start and at the end (the machine
+    /// may be shared), when available.</summary>
     public string? LoadAverage { get; init; }
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"{Scenario}: {PointsPerSecond / 1e6:F2} M points/s ({PointsPerCpuSecond / 1e6:F2} M per CPU second; {PointsPerSecondExcludingSetup / 1e6:F2} M/s without setup, setup {SetupMicroseconds:F0} µs; " +
-        $"explorer alone {SchedulerOnlyPointsPerSecond / 1e6:F2} M/s); " +
+        $"{Scenario}: {PointsPerCpuSecond / 1e6:F2} M points per CPU second ({PointsPerSecond / 1e6:F2} M/s wall; {PointsPerSecondExcludingSetup / 1e6:F2} M per CPU second without setup, setup {SetupMicroseconds:F0} µs; " +
+        $"explorer alone {SchedulerOnlyPointsPerSecond / 1e6:F2} M); " +
         $"DPOR {DporReduction:F1}x fewer executions ({string.Join(", ", Dpor.Select(d => $"{d.Scenario} {d.PlainSchedules}/{d.DporSchedules}"))}); " +
-        $"{SpeedupScenario}: {Workers} workers {Speedup:F2}x ({OneWorker.TotalMilliseconds:F0} → {ManyWorkers.TotalMilliseconds:F0} ms, CPU overhead {ParallelCpuOverhead:F2}, identical={ParallelResultIdentical}); load {LoadAverage}");
+        $"{SpeedupScenario}: {Workers} workers {Speedup:F2}x wall ({OneWorker.TotalMilliseconds:F0} → {ManyWorkers.TotalMilliseconds:F0} ms), CPU overhead {ParallelCpuOverhead:F2}, {CpuSpeedup:F2}x from CPU times, identical={ParallelResultIdentical}; load {LoadAverage}");
 }
 
 /// <summary>
@@ -80,40 +92,38 @@ public static class ExplorerBenchmarks
     {
         options ??= new ExplorerBenchmarkOptions();
         int reps = Math.Max(1, options.Repetitions);
-        string? load = null;
-        try
-        {
-            load = System.IO.File.Exists("/proc/loadavg") ? System.IO.File.ReadAllText("/proc/loadavg").Trim() : null;
-        }
-        catch (IOException)
-        {
-        }
+        string? load = LoadAverage();
 
         var target = BenchmarkTargets.FaultVsMunmap(options.Pages);
         var speedTarget = BenchmarkTargets.FaultVsMunmap(options.SpeedupPages);
-        // Warm up the JIT on the paths measured.
-        Explorer.Explore(target, new ExplorationOptions { Strategy = Strategy.Random, MaxSchedules = 300, Minimize = false });
-        Explorer.Explore(target, new ExplorationOptions { Strategy = Strategy.Dfs, MaxSchedules = 300, Minimize = false });
+        // Warm up the paths measured until tiered compilation has settled.
+        var warm = Stopwatch.StartNew();
+        do
+        {
+            Explorer.Explore(target, new ExplorationOptions { Strategy = Strategy.Random, MaxSchedules = 300, Minimize = false });
+            Explorer.Explore(target, Dfs(1, 300));
+            Explorer.Explore(speedTarget, Dfs(options.Workers, 300));
+            Explorer.Explore(BenchmarkTargets.Points(5_000), Dfs(1, 1, int.MaxValue));
+        }
+        while (warm.Elapsed < options.Warmup);
 
         // Throughput: one worker, DFS with DPOR, best of the repetitions.
         ExplorationResult? best = null;
-        double explorerOnly = 0;
         double perCpu = 0;
+        double explorerOnly = 0;
         for (int r = 0; r < reps; r++)
         {
-            var cpu0 = Cpu();
             var one = Explorer.Explore(target, Dfs(1, options.ThroughputSchedules));
-            perCpu = Math.Max(perCpu, one.Steps / Math.Max(1e-9, (Cpu() - cpu0).TotalSeconds));
+            perCpu = Math.Max(perCpu, PerCpuSecond(one));
             if (best is null || one.Steps / one.Elapsed.TotalSeconds > best.Steps / best.Elapsed.TotalSeconds)
             {
                 best = one;
             }
-            var pts = Explorer.Explore(BenchmarkTargets.Points(), Dfs(1, 1, int.MaxValue));
-            explorerOnly = Math.Max(explorerOnly, pts.Steps / pts.Elapsed.TotalSeconds);
+            explorerOnly = Math.Max(explorerOnly, PerCpuSecond(Explorer.Explore(BenchmarkTargets.Points(), Dfs(1, 1, int.MaxValue))));
         }
         double setup = MeasureSetup(target, 500);
-        double seconds = best!.Elapsed.TotalSeconds;
-        double withoutSetup = Math.Max(1e-9, seconds - best.Schedules * setup / 1e6);
+        double cpuSeconds = best!.Steps / perCpu;
+        double withoutSetup = Math.Max(1e-9, cpuSeconds - best.Schedules * setup / 1e6);
 
         // Parallel speed-up on a complete exploration; one and many workers alternate.
         var oneWorker = TimeSpan.MaxValue;
@@ -124,17 +134,16 @@ public static class ExplorerBenchmarks
         string? reference = null;
         for (int r = 0; r < reps; r++)
         {
-            var c0 = Cpu();
             var one = Explorer.Explore(speedTarget, Dfs(1));
-            var c1 = Cpu();
             var many = Explorer.Explore(speedTarget, Dfs(options.Workers));
-            oneCpu = Min(oneCpu, c1 - c0);
-            manyCpu = Min(manyCpu, Cpu() - c1);
+            oneCpu = Min(oneCpu, one.CpuTime);
+            manyCpu = Min(manyCpu, many.CpuTime);
             oneWorker = Min(oneWorker, one.Elapsed);
             manyWorkers = Min(manyWorkers, many.Elapsed);
             reference ??= Fingerprint(one);
             identical &= Fingerprint(one) == reference && Fingerprint(many) == reference;
         }
+        double overhead = manyCpu.TotalSeconds / Math.Max(1e-9, oneCpu.TotalSeconds);
 
         var comparisons = new List<DporComparison>
         {
@@ -147,7 +156,7 @@ public static class ExplorerBenchmarks
         return new ExplorerBenchmarkResult
         {
             Scenario = target.Name,
-            PointsPerSecond = best.Steps / seconds,
+            PointsPerSecond = best.Steps / best.Elapsed.TotalSeconds,
             PointsPerCpuSecond = perCpu,
             PointsPerSecondExcludingSetup = best.Steps / withoutSetup,
             SetupMicroseconds = setup,
@@ -161,11 +170,29 @@ public static class ExplorerBenchmarks
             ManyWorkers = manyWorkers,
             Workers = options.Workers,
             Speedup = oneWorker.TotalSeconds / manyWorkers.TotalSeconds,
-            ParallelCpuOverhead = manyCpu.TotalSeconds / Math.Max(1e-9, oneCpu.TotalSeconds),
+            ParallelCpuOverhead = overhead,
+            CpuSpeedup = options.Workers / Math.Max(1e-9, overhead),
             ParallelResultIdentical = identical,
             ProcessorCount = Environment.ProcessorCount,
-            LoadAverage = load,
+            LoadAverage = load is null ? null : $"{load} → {LoadAverage()}",
         };
+    }
+
+    /// <summary>Points per CPU second of the exploring threads (per wall-clock second where the
+    /// platform does not report thread CPU time).</summary>
+    private static double PerCpuSecond(ExplorationResult r) =>
+        r.Steps / Math.Max(1e-9, (r.CpuTime > TimeSpan.Zero ? r.CpuTime : r.Elapsed).TotalSeconds);
+
+    private static string? LoadAverage()
+    {
+        try
+        {
+            return System.IO.File.Exists("/proc/loadavg") ? string.Join(' ', System.IO.File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
     private static ExplorationOptions Dfs(int workers, long? maxSchedules = null, int maxSteps = 100_000) => new()
@@ -195,25 +222,20 @@ public static class ExplorerBenchmarks
         string.Create(CultureInfo.InvariantCulture, $"{r.Complete} {r.Schedules} {r.Redundant} {r.Steps}\n") +
         string.Join("\n", r.Outcomes.Select(o => $"{o.Outcome} x{o.Count}")) + "\n" + Verdict(r);
 
+    /// <summary>CPU microseconds of one Prepare (wall-clock where thread CPU time is not reported).</summary>
     private static double MeasureSetup(ExplorationTarget target, int n) => WorkerPool.Isolated(() =>
     {
         var sched = new ExplorerScheduler();
-        var sw = new Stopwatch();
+        var sw = Stopwatch.StartNew();
+        long c0 = WorkerPool.ThreadCpuNanoseconds();
         for (int i = 0; i < n; i++)
         {
             sched.BeginExecution(DefaultController.Instance, false, false, int.MaxValue, InvariantCheckMode.Off);
-            sw.Start();
             target.Prepare(sched, new LockGraph());
-            sw.Stop();
         }
-        return sw.Elapsed.TotalMicroseconds / n;
+        long cpu = WorkerPool.ThreadCpuNanoseconds() - c0;
+        return (cpu > 0 ? cpu / 1e3 : sw.Elapsed.TotalMicroseconds) / n;
     });
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
-
-    private static TimeSpan Cpu()
-    {
-        using var p = Process.GetCurrentProcess();
-        return p.TotalProcessorTime;
-    }
 }

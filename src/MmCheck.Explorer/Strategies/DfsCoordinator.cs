@@ -49,8 +49,7 @@ internal sealed class DfsCoordinator
     {
         lock (_lock)
         {
-            _queue.Enqueue(unit, unit.Key);
-            Monitor.PulseAll(_lock);
+            EnqueueLocked(unit);
         }
     }
 

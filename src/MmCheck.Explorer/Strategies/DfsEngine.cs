@@ -194,7 +194,6 @@ internal sealed class DfsEngine : IScheduleController
         }
         node.Chosen = choice;
         node.Backtrack = _plain ? en & Allowed(node) : 1UL << choice;
-        node.CreatedHere = true;
         _nodes.Add(node);
         if (idx < _split)
         {
@@ -213,7 +212,7 @@ internal sealed class DfsEngine : IScheduleController
             node = _nodes[idx];
             if (!node.IsData || (node.Step >= 0 && node.Count != count))
             {
-                throw Nondeterminism(idx, node.IsData ? $"a choice of {node.Count}" : "a thread choice", $"'{what}' of {count}");
+                throw Nondeterminism(idx, node.IsData ? $"'{node.What}' of {node.Count}" : "a thread choice", $"'{what}' of {count}");
             }
             if (node.Step < 0)
             {
@@ -233,7 +232,6 @@ internal sealed class DfsEngine : IScheduleController
         node.Count = count;
         node.What = what;
         node.Chosen = 0;
-        node.CreatedHere = true;
         // Sleep sets are filtered at step ends only, so this is the set in force before the step.
         node.Sleep.AddRange(_sleep);
         _nodes.Add(node);

@@ -14,7 +14,7 @@ internal static class DfsExplorer
         var results = new DfsResults(traces);
         coord.Enqueue(UnitSpec.Root);
         int incomplete = 0;
-        WorkerPool.Run(opt.Workers, _ =>
+        into.CpuTime += WorkerPool.Run(opt.Workers, _ =>
         {
             var sched = new ExplorerScheduler();
             var engine = new DfsEngine(target, sched, settings, coord);

@@ -25,6 +25,7 @@ internal sealed class DfsNode
     public readonly List<SleepEntry> DoneEntries = [];
     public int Chosen;
     public int Count;
+    /// <summary>Data node: what is chosen (for messages).</summary>
     public string What = "";
     public int LastThread;
     public bool LastEnabled;
@@ -33,8 +34,6 @@ internal sealed class DfsNode
     public SharedNode? Shared;
     /// <summary>Above the split depth: shared, published when a request first needs it.</summary>
     public bool InSharedTop;
-    /// <summary>This unit created the node (it owns the node's first branch).</summary>
-    public bool CreatedHere;
     /// <summary>Footprint of the chosen child's step, once it ran.</summary>
     public ulong[]? ChosenFoot;
     public bool ChosenHasData;
@@ -58,7 +57,6 @@ internal sealed class DfsNode
         PreemptionsBefore = 0;
         Shared = null;
         InSharedTop = false;
-        CreatedHere = false;
         ChosenFoot = null;
         ChosenHasData = false;
         ChosenRecorded = false;

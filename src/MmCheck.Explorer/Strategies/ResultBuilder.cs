@@ -3,10 +3,10 @@ using Linux;
 namespace MmCheck.Explorer;
 
 /// <summary>
-/// Merges what the phases, units and schedules found, always in the same order (phase, then unit
-/// key or schedule index), so that the result does not depend on which worker ran what: outcome
-/// counts add up, the first witness and the first violation of each class win, and the lock graphs
-/// are merged into the exploration's one graph, where cycles spanning executions show up.
+/// Merges what the phases found, always in the same order (phase, then DFS order or schedule
+/// index), so that the result does not depend on which worker ran what: outcome counts add up, the
+/// first witness and the first violation of each class win, and the lock-class dependencies are
+/// added to the exploration's one graph, where cycles spanning executions show up.
 /// </summary>
 internal sealed class ResultBuilder
 {
@@ -22,31 +22,8 @@ internal sealed class ResultBuilder
     public long Redundant;
     public long Steps;
     public long StepLimits;
-
-    /// <summary>One DFS unit's findings and its lock graph.</summary>
-    public void AddUnit(RunCollector c, LockGraph graph)
-    {
-        Schedules += c.Schedules;
-        Redundant += c.Redundant;
-        Steps += c.Steps;
-        StepLimits += c.StepLimits;
-        foreach (var o in c.OutcomeOrder)
-        {
-            AddOutcome(o, c.OutcomeCounts[o], c.OutcomeWitnesses[o]);
-        }
-        foreach (var v in c.Violations)
-        {
-            AddViolation(v);
-        }
-        foreach (var e in c.Edges)
-        {
-            _witness.TryAdd((e.From, e.To), e.Witness);
-        }
-        foreach (var cycle in Graph.Merge(graph))
-        {
-            AddCycle(cycle);
-        }
-    }
+    /// <summary>CPU time of the exploring threads.</summary>
+    public TimeSpan CpuTime;
 
     public void AddOutcome(Outcome o, long count, Trace? witness)
     {
@@ -65,7 +42,7 @@ internal sealed class ResultBuilder
         }
     }
 
-    /// <summary>One dependency taken by a sampled schedule.</summary>
+    /// <summary>One dependency, with the schedule that first took it.</summary>
     public void AddEdge(EdgeWitness e)
     {
         _witness.TryAdd((e.From, e.To), e.Witness);

@@ -3,9 +3,9 @@ using Linux;
 namespace MmCheck.Explorer;
 
 /// <summary>
-/// Gathers what a series of executions showed (one DFS unit, or one worker's random schedules):
-/// outcome counts with a witness each, one violation per class with its trace, and the lock-class
-/// dependencies with the schedule that first took each.
+/// Gathers what one worker's sampled (random or PCT) schedules showed, in schedule order: outcome
+/// counts with a witness each, one violation per class with its trace, and the lock-class
+/// dependencies with the schedule that first took each. (DFS workers share <see cref="DfsResults"/>.)
 /// </summary>
 internal sealed class RunCollector(TraceFactory traces)
 {
@@ -16,11 +16,7 @@ internal sealed class RunCollector(TraceFactory traces)
     private readonly Dictionary<(LockGraph.Node, LockGraph.Node), Trace> _edgeWitness = [];
 
     public TraceFactory Traces { get; } = traces;
-    public long Schedules;
-    public long Redundant;
-    public long Steps;
-    public long StepLimits;
-    public readonly Dictionary<Outcome, long> OutcomeCounts = [];
+    /// <summary>The first schedule that ended in each outcome.</summary>
     public readonly Dictionary<Outcome, Trace> OutcomeWitnesses = [];
     /// <summary>Outcomes in the order first seen.</summary>
     public readonly List<Outcome> OutcomeOrder = [];
@@ -31,17 +27,6 @@ internal sealed class RunCollector(TraceFactory traces)
     /// <summary>Records one execution; returns true when it showed a new violation class.</summary>
     public bool Collect(ExplorerScheduler s, ExecutionEnd end, Outcome? outcome)
     {
-        Schedules++;
-        Steps += s.Log.Count;
-        if (end == ExecutionEnd.Stopped && s.StopReason == SleepSetBlocked)
-        {
-            Redundant++;
-        }
-        else if (end == ExecutionEnd.StepLimit)
-        {
-            StepLimits++;
-        }
-
         Trace? edgeTrace = null;
         if (s.LastEdgeStep >= 0 && s.Graph is { } g)
         {
@@ -66,18 +51,10 @@ internal sealed class RunCollector(TraceFactory traces)
             found |= AddFinding(s, Math.Max(s.Log.Count - 1, 0), ModelDefect, $"{e.GetType().Name}: {e.Message}", edgeTrace);
         }
 
-        if (outcome is not null)
+        if (outcome is not null && !OutcomeWitnesses.ContainsKey(outcome))
         {
-            if (OutcomeCounts.TryGetValue(outcome, out long n))
-            {
-                OutcomeCounts[outcome] = n + 1;
-            }
-            else
-            {
-                OutcomeCounts[outcome] = 1;
-                OutcomeOrder.Add(outcome);
-                OutcomeWitnesses[outcome] = Traces.Make(s, s.Log.Count - 1, outcome: outcome.ToString());
-            }
+            OutcomeOrder.Add(outcome);
+            OutcomeWitnesses[outcome] = Traces.Make(s, s.Log.Count - 1, outcome: outcome.ToString());
         }
         return found;
     }

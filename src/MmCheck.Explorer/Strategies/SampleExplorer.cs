@@ -38,7 +38,7 @@ internal static class SampleExplorer
         var collectors = new RunCollector[Math.Max(1, opt.Workers)];
         long next = 0;
         long stopAt = long.MaxValue;
-        WorkerPool.Run(opt.Workers, w =>
+        into.CpuTime += WorkerPool.Run(opt.Workers, w =>
         {
             var sched = new ExplorerScheduler();
             var col = collectors[w] = new RunCollector(traces);

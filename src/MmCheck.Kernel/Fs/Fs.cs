@@ -20,6 +20,8 @@ public sealed class Inode
     public int NLink = 1;
     /// <summary>i_count: references from open files.</summary>
     public int ICount;
+    /// <summary>shmem_inode_info->flags: VM_NORESERVE when the size was not charged to vm_committed_as.</summary>
+    public VmFlags ShmemFlags;
 
     internal Inode(Kernel k, ulong ino, string kind, string path)
     {

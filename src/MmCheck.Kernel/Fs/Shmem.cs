@@ -55,23 +55,55 @@ public sealed partial class Kernel
     }
 
     /// <summary>
-    /// shmem_file_setup(): an unlinked tmpfs file of the given size (memfd, shared anonymous memory).
+    /// shmem_file_setup() (__shmem_file_setup()): an unlinked tmpfs file of the given size (memfd,
+    /// shared anonymous memory). Unless <paramref name="flags"/> has VM_NORESERVE, the whole size is
+    /// charged to vm_committed_as up front (shmem_acct_size()): -ENOMEM if the overcommit policy refuses.
     /// </summary>
     [KernelSymbol("shmem_file_setup", "mm/shmem.c")]
-    public File ShmemFileSetup(string path, long size)
+    public (File? File, int Err) ShmemFileSetup(string path, long size, VmFlags flags)
     {
-        var inode = new Inode(this, NextIno(), "shmem", path) { ISize = size, NLink = 0 };
+        if (size < 0 || size > MAX_LFS_FILESIZE)
+        {
+            return (null, -Errno.EINVAL);
+        }
+        if (ShmemAcctSize(flags, size) != 0)
+        {
+            return (null, -Errno.ENOMEM);
+        }
+        var inode = new Inode(this, NextIno(), "shmem", path) { ISize = size, NLink = 0, ShmemFlags = flags & VmFlags.VM_NORESERVE };
         inode.IMapping.CanWriteback = false;
         inode.ICount++;
-        return new File(inode, ShmemFileOperations, Mman.O_RDWR);
+        return (new File(inode, ShmemFileOperations, Mman.O_RDWR), 0);
+    }
+
+    /// <summary>MAX_LFS_FILESIZE on 64-bit.</summary>
+    private const long MAX_LFS_FILESIZE = long.MaxValue;
+
+    /// <summary>shmem_acct_size(): a file without VM_NORESERVE charges its size (VM_ACCT()) at once.</summary>
+    [KernelSymbol("shmem_acct_size", "mm/shmem.c")]
+    private int ShmemAcctSize(VmFlags flags, long size) =>
+        (flags & VmFlags.VM_NORESERVE) != 0 ? 0 : VmEnoughMemory((long)(((ulong)size + PAGE_SIZE - 1) >> PAGE_SHIFT));
+
+    /// <summary>shmem_unacct_size(): gives back what shmem_acct_size() charged.</summary>
+    [KernelSymbol("shmem_unacct_size", "mm/shmem.c")]
+    private void ShmemUnacctSize(VmFlags flags, long size)
+    {
+        if ((flags & VmFlags.VM_NORESERVE) == 0)
+        {
+            VmUnacctMemory((long)(((ulong)size + PAGE_SIZE - 1) >> PAGE_SHIFT));
+        }
     }
 
     /// <summary>shmem_zero_setup(): MAP_SHARED|MAP_ANONYMOUS becomes a mapping of an unlinked
-    /// tmpfs file ("/dev/zero (deleted)").</summary>
+    /// tmpfs file ("/dev/zero (deleted)") of the VMA's size, charged unless the VMA is VM_NORESERVE.</summary>
     [KernelSymbol("shmem_zero_setup", "mm/shmem.c")]
     public ValueTask<int> ShmemZeroSetup(VmAreaStruct vma)
     {
-        var file = ShmemFileSetup("/dev/zero", (long)(vma.VmEnd - vma.VmStart));
+        var (file, err) = ShmemFileSetup("/dev/zero", (long)(vma.VmEnd - vma.VmStart), vma.VmFlags);
+        if (file is null)
+        {
+            return ValueTask.FromResult(err);
+        }
         if (vma.VmFile is { } old)
         {
             Fput(old);
@@ -284,7 +316,12 @@ public sealed partial class Kernel
         {
             return -Errno.EINVAL;
         }
-        var file = ShmemFileSetup($"/memfd:{name}", 0);
+        // memfd files are VM_NORESERVE: nothing is charged until pages are allocated.
+        var (file, err) = ShmemFileSetup($"/memfd:{name}", 0, VmFlags.VM_NORESERVE);
+        if (file is null)
+        {
+            return err;
+        }
         file.FInode.Seals = (flags & Mman.MFD_ALLOW_SEALING) != 0 ? 0 : F_SEAL_SEAL;
         if ((flags & Mman.MFD_NOEXEC_SEAL) != 0)
         {
@@ -439,7 +476,8 @@ public sealed partial class Kernel
         {
             return;
         }
-        // shmem_evict_inode() → shmem_truncate_range(inode, 0, -1).
+        // shmem_evict_inode(): give back the size charge, then shmem_truncate_range(inode, 0, -1).
+        ShmemUnacctSize(inode.ShmemFlags, inode.ISize);
         await ShmemTruncateRange(inode, 0);
     }
 }

@@ -17,30 +17,39 @@ public sealed class MmStruct
     /// <summary>mm->page_table_lock: upper-level table installs (and PMDs where split locks are off).</summary>
     public readonly SpinLock PageTableLock;
     /// <summary>mm->mm_lock_seq: odd while the mmap lock is write-held; VMAs write-locked in this
-    /// section carry the same value in vm_lock_seq.</summary>
+    /// section carry the same value in vm_lock_seq. Written only by the mmap_lock writer; read
+    /// locklessly by vma_start_read().</summary>
     public long MmLockSeq;
-    /// <summary>mm->write_protect_seq: fork's COW window, checked by GUP-fast.</summary>
+    /// <summary>mm->write_protect_seq: fork's COW window, checked by GUP-fast. Written by dup_mmap()
+    /// with the mmap write lock held; read locklessly (seqcount).</summary>
     public long WriteProtectSeq;
+    /// <summary>mm->mmap_base: set by arch_pick_mmap_layout() before the mm is visible; then the mmap lock.</summary>
     public ulong MmapBase;
+    /// <summary>mm->task_size: set before the mm is visible; immutable after.</summary>
     public ulong TaskSize;
-    /// <summary>mm->rss_stat, per <see cref="MmCounter"/>.</summary>
+    /// <summary>mm->rss_stat, per <see cref="MmCounter"/>: percpu counters, updated without a lock
+    /// (usually under the PTL whose entry changed), read approximately.</summary>
     public readonly long[] RssStat = new long[4];
+    /// <summary>mm->total_vm, locked_vm, data_vm, exec_vm, stack_vm: vm_stat_account() under the
+    /// mmap write lock.</summary>
     public long TotalVm;
     public long LockedVm;
+    /// <summary>mm->pinned_vm: atomic64, no lock.</summary>
     public long PinnedVm;
     public long DataVm;
     public long ExecVm;
     public long StackVm;
-    /// <summary>mm->map_count: number of VMAs.</summary>
+    /// <summary>mm->map_count: number of VMAs. Protected by the mmap write lock.</summary>
     public int MapCount;
-    /// <summary>mm->flags (MMF_*).</summary>
+    /// <summary>mm->flags (MMF_*): atomic bit operations, no lock.</summary>
     public ulong Flags;
-    /// <summary>mm->mm_users / mm->mm_count.</summary>
+    /// <summary>mm->mm_users / mm->mm_count: atomic reference counts.</summary>
     public int MmUsers = 1;
     public int MmCount = 1;
-    /// <summary>CPUs that have run this mm (mm_cpumask): the targets of TLB shootdowns.</summary>
+    /// <summary>CPUs that have run this mm (mm_cpumask): the targets of TLB shootdowns. Each CPU sets
+    /// its own bit in switch_mm() (atomic cpumask operations).</summary>
     public readonly HashSet<int> CpuMask = [];
-    /// <summary>Whether exit_mmap() has torn it down.</summary>
+    /// <summary>Whether exit_mmap() has torn it down (model-only). Set under the mmap write lock.</summary>
     public bool Dead;
 
     /// <summary>MMF_HAS_PINNED: some page of this mm was pinned with FOLL_PIN.</summary>
@@ -71,28 +80,38 @@ public sealed class MmStruct
 public sealed class VmAreaStruct
 {
     public readonly int Id;
-    /// <summary>Protected by the mmap write lock and the VMA write lock.</summary>
+    /// <summary>vm_start and vm_end: protected by the mmap write lock and the VMA write lock; readers
+    /// hold either the mmap lock or the VMA read lock (lock_vma_under_rcu() rechecks the range).</summary>
     public ulong VmStart;
     public ulong VmEnd;
+    /// <summary>vma->vm_mm: immutable.</summary>
     public readonly MmStruct VmMm;
-    /// <summary>Access permissions of this VMA as PTE bits.</summary>
+    /// <summary>Access permissions of this VMA as PTE bits. Same protection as vm_start
+    /// (vma_set_page_prot() under the mmap write lock and the VMA write lock).</summary>
     public PgProt VmPageProt;
-    /// <summary>vm_flags: change only through vm_flags_set()/clear()/mod() once the VMA is visible.</summary>
+    /// <summary>vm_flags: change only through vm_flags_set()/clear()/mod() once the VMA is visible,
+    /// which assert the mmap write lock and take the VMA write lock.</summary>
     internal VmFlags __VmFlags;
-    /// <summary>Offset within vm_file in pages (for anon VMAs: vm_start >> PAGE_SHIFT at creation).</summary>
+    /// <summary>Offset within vm_file in pages (for anon VMAs: vm_start >> PAGE_SHIFT at creation).
+    /// Same protection as vm_start.</summary>
     public ulong VmPgoff;
+    /// <summary>vm_file, vm_ops, vm_private_data: set by mmap (->mmap) before the VMA is visible;
+    /// afterwards changed only with the mmap write lock held.</summary>
     public File? VmFile;
     public VmOperationsStruct? VmOps;
     public object? VmPrivateData;
     /// <summary>vma->anon_vma: set once by anon_vma_prepare(). Protected by mmap_lock and page_table_lock.</summary>
     public AnonVma? AnonVma;
-    /// <summary>vma->anon_vma_chain: the anon_vmas this VMA's pages may be in.</summary>
+    /// <summary>vma->anon_vma_chain: the anon_vmas this VMA's pages may be in. Protected by the mmap
+    /// lock (write, or read plus page_table_lock in anon_vma_prepare()); each link also sits in its
+    /// anon_vma's tree under the root's rwsem.</summary>
     public readonly List<AnonVmaChain> AnonVmaChain = [];
     /// <summary>The per-VMA lock (vm_refcnt, vm_lock_seq).</summary>
     public readonly VmaLock VmLock;
-    /// <summary>Whether the VMA is in its mm's tree (vma_mark_attached / vma_mark_detached).</summary>
+    /// <summary>Whether the VMA is in its mm's tree (vma_mark_attached / vma_mark_detached). Changed
+    /// under the mmap write lock; read locklessly by vma_start_read().</summary>
     public bool Attached;
-    /// <summary>vma->anon_name (MADV_NAME); kept for maps output.</summary>
+    /// <summary>vma->anon_name (MADV_NAME); kept for maps output. Protected by the mmap write lock.</summary>
     public string? AnonName;
     /// <summary>vma->pfnmap_track_ctx (v6.16+): set by a remap_pfn_range() that covered the whole
     /// VMA; shared (kref) by the VMAs vm_area_dup() makes of it.</summary>
@@ -275,17 +294,18 @@ public sealed class AnonVma
     public readonly int Id;
     /// <summary>Handle stored in folio->mapping.</summary>
     public readonly int Handle;
-    /// <summary>anon_vma->root: the one whose rwsem guards the whole family.</summary>
+    /// <summary>anon_vma->root: the one whose rwsem guards the whole family. Set before the
+    /// anon_vma is visible; immutable after.</summary>
     public AnonVma Root;
-    /// <summary>anon_vma->parent: the anon_vma this one was forked from.</summary>
+    /// <summary>anon_vma->parent: the anon_vma this one was forked from. Immutable.</summary>
     public AnonVma Parent;
     /// <summary>The root's rwsem (only the root's is ever taken).</summary>
     public readonly RwSemaphore Rwsem;
-    /// <summary>anon_vma->refcount.</summary>
+    /// <summary>anon_vma->refcount: atomic.</summary>
     public int Refcount = 1;
-    /// <summary>anon_vma->num_children: anon_vmas whose parent this is.</summary>
+    /// <summary>anon_vma->num_children: anon_vmas whose parent this is. Protected by the root's rwsem.</summary>
     public int NumChildren;
-    /// <summary>anon_vma->num_active_vmas: VMAs whose vma->anon_vma is this one.</summary>
+    /// <summary>anon_vma->num_active_vmas: VMAs whose vma->anon_vma is this one. Protected by the root's rwsem.</summary>
     public int NumActiveVmas;
     /// <summary>anon_vma->rb_root: the chains linking VMAs in. Protected by the root's rwsem.</summary>
     public readonly List<AnonVmaChain> RbRoot = [];

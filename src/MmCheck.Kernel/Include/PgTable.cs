@@ -51,13 +51,17 @@ public sealed class PageTable
 {
     public readonly ulong Pfn;
     public readonly int Level;
-    /// <summary>The entries, one per slot. Written only through the set_*/ptep_* helpers.</summary>
+    /// <summary>The entries, one per slot. Written only through the set_*/ptep_* helpers, under the
+    /// table's lock: the split PTL for PTE tables, the split PMD lock for PMD tables, mm->page_table_lock
+    /// above (init_mm's for kernel tables). The CPU sets A/D, and GUP-fast and the page walker read,
+    /// without any lock.</summary>
     public readonly ulong[] Entries;
     /// <summary>ptdesc->ptl: the split PTE (level 1) or PMD (level 2) lock.</summary>
     public readonly SpinLock? Ptl;
     /// <summary>The mm that owns it; init_mm for kernel tables.</summary>
     public MmStruct Mm { get; internal set; }
-    /// <summary>Number of non-none entries, to free empty tables cheaply.</summary>
+    /// <summary>Number of non-none entries, to free empty tables cheaply (model-only). Same lock as
+    /// <see cref="Entries"/>.</summary>
     internal int Used;
 
     internal PageTable(Kernel k, MmStruct mm, ulong pfn, int level, int entries)
@@ -220,6 +224,50 @@ public static class PgTable
 
     [KernelSymbol("pte_mkhuge", "arch/x86/include/asm/pgtable.h")]
     public static Pte PteMkhuge(Pte pte) => new(pte.Val | _PAGE_PSE);
+
+    [KernelSymbol("pte_huge", "arch/x86/include/asm/pgtable.h")]
+    public static bool PteHuge(Pte pte) => (pte.Val & _PAGE_PSE) != 0;
+
+    [KernelSymbol("pte_clrhuge", "arch/x86/include/asm/pgtable.h")]
+    public static Pte PteClrhuge(Pte pte) => new(pte.Val & ~_PAGE_PSE);
+
+    [KernelSymbol("pte_mksoft_dirty", "arch/x86/include/asm/pgtable.h")]
+    public static Pte PteMksoftDirty(Pte pte) => new(pte.Val | _PAGE_SOFT_DIRTY_BIT);
+
+    [KernelSymbol("pte_global", "arch/x86/include/asm/pgtable.h")]
+    public static bool PteGlobal(Pte pte) => (pte.Val & _PAGE_GLOBAL) != 0;
+
+    [KernelSymbol("pte_mkglobal", "arch/x86/include/asm/pgtable.h")]
+    public static Pte PteMkglobal(Pte pte) => new(pte.Val | _PAGE_GLOBAL);
+
+    [KernelSymbol("pte_clrglobal", "arch/x86/include/asm/pgtable.h")]
+    public static Pte PteClrglobal(Pte pte) => new(pte.Val & ~_PAGE_GLOBAL);
+
+    /// <summary>pte_exec(): executable unless NX is set.</summary>
+    [KernelSymbol("pte_exec", "arch/x86/include/asm/pgtable.h")]
+    public static bool PteExec(Pte pte) => (pte.Val & _PAGE_NX) == 0;
+
+    [KernelSymbol("pte_mkexec", "arch/x86/include/asm/pgtable.h")]
+    public static Pte PteMkexec(Pte pte) => new(pte.Val & ~_PAGE_NX);
+
+    /// <summary>pgprot2cachemode() for the default PAT layout: the inverse of
+    /// <see cref="X86Pte.CacheModeBits"/> over the PWT, PCD and (4 KiB) PAT bits.</summary>
+    [KernelSymbol("pgprot2cachemode", "arch/x86/include/asm/pgtable_types.h")]
+    public static X86Pte.CacheMode Pgprot2Cachemode(PgProt prot)
+    {
+        ulong v = prot.Val;
+        int index = ((v & _PAGE_PAT) != 0 ? 4 : 0) | ((v & _PAGE_PCD) != 0 ? 2 : 0) | ((v & _PAGE_PWT) != 0 ? 1 : 0);
+        // PAT0..7 = WB, WC, UC-, UC, WB, WP, UC-, WT.
+        return index switch
+        {
+            0 or 4 => X86Pte.CacheMode.WB,
+            1 => X86Pte.CacheMode.WC,
+            2 or 6 => X86Pte.CacheMode.UC_MINUS,
+            3 => X86Pte.CacheMode.UC,
+            5 => X86Pte.CacheMode.WP,
+            _ => X86Pte.CacheMode.WT,
+        };
+    }
 
     /// <summary>pte_modify(): new protection bits, keeping _PAGE_CHG_MASK (PFN, cache mode, A, D, …).</summary>
     [KernelSymbol("pte_modify", "arch/x86/include/asm/pgtable.h")]

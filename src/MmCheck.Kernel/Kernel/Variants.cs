@@ -111,6 +111,10 @@ public sealed record Variants
 
     public ProcBusPciMmapStyle ProcBusPciMmap { get; init; } = ProcBusPciMmapStyle.Mmap;
 
+    /// <summary>madvise(MADV_DOFORK) refuses every VM_SPECIAL VMA (the vDSO, PFN and mixed maps), as
+    /// linux-mm after v6.18 does; v6.18 (this machine) and every release before refuse VM_IO only.</summary>
+    public bool MadviseDoforkRefusesSpecial { get; init; }
+
     public static readonly IReadOnlyList<Info> All =
     [
         new("do_wp_page.reuse", ["anon_exclusive", "refcount"],
@@ -145,6 +149,9 @@ public sealed record Variants
             "how /proc/bus/pci installs a BAR: remap in ->mmap (the kernel), or one of the seed-000 thread's proposals",
             "mmap: proc_bus_pci_mmap() in every release; mmap_prepare, mmap_prepare_recheck: ->mmap_prepare conversions " +
             "(mmap_action, 2025) without and with hide_from_rmap_until_complete plus a re-check; fault: populate in ->fault (Daniel Vetter, Oct 2020)"),
+        new("madvise.dofork", ["vm_io", "vm_special"],
+            "which VMAs madvise(MADV_DOFORK) refuses with -EINVAL",
+            "vm_io: v6.18 and earlier (madvise_vma_behavior() tests VM_IO); vm_special: linux-mm after v6.18 tests VM_SPECIAL, as MADV_DODUMP does"),
     ];
 
     /// <summary>The baseline: this machine's kernel.</summary>
@@ -313,6 +320,12 @@ public sealed record Variants
                     return this with { ProcBusPciMmap = style };
                 }
                 break;
+            case "madvise.dofork":
+                if (value is "vm_io" or "vm_special")
+                {
+                    return this with { MadviseDoforkRefusesSpecial = value == "vm_special" };
+                }
+                break;
             default:
                 error = $"unknown variant '{name}'; known: {string.Join(", ", All.Select(i => i.Name))}";
                 return null;
@@ -365,6 +378,10 @@ public sealed record Variants
                 ProcBusPciMmapStyle.MmapPrepareRecheck => "mmap_prepare_recheck",
                 _ => "fault",
             };
+        }
+        if (MadviseDoforkRefusesSpecial)
+        {
+            yield return "madvise.dofork=vm_special";
         }
     }
 

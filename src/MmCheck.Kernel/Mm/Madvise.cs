@@ -1275,7 +1275,8 @@ public sealed partial class Kernel
                 newFlags |= VM_DONTCOPY;
                 break;
             case MADV_DOFORK:
-                if ((newFlags & VM_SPECIAL) != 0)
+                // v6.18 refuses VM_IO only; linux-mm after it refuses every VM_SPECIAL VMA.
+                if ((newFlags & (Variants.MadviseDoforkRefusesSpecial ? VM_SPECIAL : VM_IO)) != 0)
                 {
                     return -Errno.EINVAL;
                 }

@@ -27,7 +27,19 @@ public sealed partial class Kernel
         {
             Bug("hugetlb VMAs are not modelled");
         }
-        ret = await __HandleMmFault(vma, address, flags);
+        // __handle_mm_fault() with the task's pooled fault frame (struct vm_fault lives on the
+        // kernel stack; here it is reused so that a fault allocates nothing).
+        var t = Current!;
+        var vmf = t.FaultFrames.TryPop(out var frame) ? frame : new VmFaultInfo();
+        vmf.Vma = vma;
+        vmf.Address = address & PAGE_MASK;
+        vmf.RealAddress = address;
+        vmf.Flags = flags;
+        vmf.Pgoff = LinearPageIndex(vma, address);
+        (vmf.Pmd, vmf.Pud, vmf.Pte, vmf.Ptl, vmf.OrigPte, vmf.OrigPmd) = (default, default, null, null, default, default);
+        (vmf.CowPage, vmf.Page, vmf.PreallocPte) = (null, null, null);
+        ret = await __HandleMmFault(vmf);
+        t.FaultFrames.Push(vmf);
         MmAccountFault(flags, ret);
         return ret;
     }
@@ -110,23 +122,7 @@ public sealed partial class Kernel
 
     /// <summary>__handle_mm_fault(): walks (allocating) to the PMD, tries huge leaves, then the PTE.</summary>
     [KernelSymbol("__handle_mm_fault", "mm/memory.c")]
-    private async ValueTask<VmFault> __HandleMmFault(VmAreaStruct vma, ulong address, FaultFlag flags)
-    {
-        var t = Current!;
-        var vmf = t.FaultFrames.TryPop(out var frame) ? frame : new VmFaultInfo();
-        vmf.Vma = vma;
-        vmf.Address = address & PAGE_MASK;
-        vmf.RealAddress = address;
-        vmf.Flags = flags;
-        vmf.Pgoff = LinearPageIndex(vma, address);
-        (vmf.Pmd, vmf.Pud, vmf.Pte, vmf.Ptl, vmf.OrigPte, vmf.OrigPmd) = (default, default, null, null, default, default);
-        (vmf.CowPage, vmf.Page, vmf.PreallocPte) = (null, null, null);
-        var ret = await __HandleMmFaultWith(vmf);
-        t.FaultFrames.Push(vmf);
-        return ret;
-    }
-
-    private async ValueTask<VmFault> __HandleMmFaultWith(VmFaultInfo vmf)
+    private async ValueTask<VmFault> __HandleMmFault(VmFaultInfo vmf)
     {
         var vma = vmf.Vma;
         var flags = vmf.Flags;

@@ -26,43 +26,94 @@ public sealed partial class Kernel
 
     /// <summary>
     /// remap_pfn_range(): the legacy form a driver calls from ->mmap (or, wrongly, ->fault). By
-    /// release (variant remap_pfn_range.tracking): v6.16+ takes a pfnmap_track_ctx when it covers
-    /// the whole VMA and refuses a second one with -EINVAL; v6.3–v6.15 sets VM_PAT through
-    /// track_pfn_remap(); before v6.3 the flags are written directly. Then
-    /// remap_pfn_range_notrack(): VM_IO|VM_PFNMAP|VM_DONTEXPAND|VM_DONTDUMP (vm_flags_set()
-    /// asserts the mmap write lock since v6.3), vm_pgoff = PFN for COW mappings (which must be
-    /// covered whole), special PTEs with BUG_ON on any that is already set, and — since v6.11 —
-    /// a zap of what it mapped if it fails part-way.
+    /// release (variant remap_pfn_range.tracking):
+    /// <list type="bullet">
+    /// <item>current (pfnmap_track): remap_pfn_range_prepare_vma() applies the COW pgoff rule and
+    /// sets VM_IO|VM_PFNMAP|VM_DONTEXPAND|VM_DONTDUMP with vm_flags_set() (which asserts the mmap
+    /// write lock), then remap_pfn_range_track() takes a pfnmap_track_ctx for a whole-VMA remap
+    /// and refuses a second one with -EINVAL;</item>
+    /// <item>v6.3–v6.15 (vm_pat): track_pfn_remap() marks a whole-VMA remap VM_PAT with
+    /// vm_flags_set(), then remap_pfn_range_internal() sets the pgoff and the flags;</item>
+    /// <item>before v6.3 (direct): the same, with the flags ORed into vma->vm_flags, unchecked.</item>
+    /// </list>
+    /// Every form fills special PTEs with BUG_ON on one already set, and — since v6.11 — zaps what
+    /// it mapped if it fails part-way.
     /// </summary>
+    /// <remarks>Context: "only safe if the mm semaphore is held": the mmap write lock.</remarks>
     [KernelSymbol("remap_pfn_range", "mm/memory.c")]
     public async ValueTask<int> RemapPfnRange(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot)
     {
-        switch (Variants.RemapPfnRangeTracking)
+        int err;
+        if (Variants.RemapPfnRangeTracking == Variants.RemapPfnTracking.PfnmapTrack)
         {
-            case Variants.RemapPfnTracking.PfnmapTrack:
-                return await RemapPfnRangeTrack(vma, addr, pfn, size, prot, setVma: true);
-            default:
-                if (await TrackPfnRemap(vma, addr, PageAlign(size)) != 0)
-                {
-                    return -Errno.EINVAL;
-                }
-                int err = await RemapPfnRangeNotrack(vma, addr, pfn, size, prot, setVma: true);
-                if (err != 0)
-                {
-                    await UntrackPfn(vma);
-                }
+            err = await RemapPfnRangePrepareVma(vma, addr, pfn, size);
+            if (err != 0)
+            {
                 return err;
+            }
+            // do_remap_pfn_range().
+            return await RemapPfnRangeTrack(vma, addr, pfn, size, prot);
         }
+        if (await TrackPfnRemap(vma, addr, PageAlign(size)) != 0)
+        {
+            return -Errno.EINVAL;
+        }
+        err = await RemapPfnRangeNotrack(vma, addr, pfn, size, prot);
+        if (err != 0)
+        {
+            await UntrackPfn(vma);
+        }
+        return err;
     }
 
     /// <summary>
-    /// remap_pfn_range_track() (v6.16+, remap_pfn_range() itself until the mmap_action split): a
-    /// remap of the whole VMA reserves the range (pfnmap_track(); the memory-type bookkeeping is
-    /// not modelled) in a context the VMA keeps; a VMA that already has one gets -EINVAL before any
-    /// PTE is touched. A partial remap only looks the cache mode up.
+    /// get_remap_pgoff(): the "horrible special case" for COW mappings — a private writable PFN
+    /// map must be remapped whole, and its vm_pgoff becomes the first PFN so that vm_normal_page()
+    /// can tell the original PFNs from COWed anonymous pages. 0 (with <paramref name="vmPgoff"/>
+    /// updated for a COW mapping) or -EINVAL.
+    /// </summary>
+    [KernelSymbol("get_remap_pgoff", "mm/memory.c")]
+    private static int GetRemapPgoff(bool isCow, ulong addr, ulong end, ulong vmStart, ulong vmEnd, ulong pfn, ref ulong vmPgoff)
+    {
+        if (isCow)
+        {
+            if (addr != vmStart || end != vmEnd)
+            {
+                return -Errno.EINVAL;
+            }
+            vmPgoff = pfn;
+        }
+        return 0;
+    }
+
+    /// <summary>
+    /// remap_pfn_range_prepare_vma(): what ->mmap_prepare's remap_pfn_range_prepare() does to the
+    /// descriptor, done to a live VMA: the COW pgoff and VM_REMAP_FLAGS through vm_flags_set(),
+    /// which asserts the mmap write lock even when the flags are already there.
+    /// </summary>
+    [KernelSymbol("remap_pfn_range_prepare_vma", "mm/memory.c")]
+    private async ValueTask<int> RemapPfnRangePrepareVma(VmAreaStruct vma, ulong addr, ulong pfn, ulong size)
+    {
+        ulong pgoff = vma.VmPgoff;
+        int err = GetRemapPgoff(MmFlags.IsCowMapping(vma.VmFlags), addr, addr + PageAlign(size), vma.VmStart, vma.VmEnd, pfn, ref pgoff);
+        if (err != 0)
+        {
+            return err;
+        }
+        vma.VmPgoff = pgoff;
+        await VmFlagsSet(vma, VM_REMAP_FLAGS, "remap_pfn_range_prepare_vma");
+        return 0;
+    }
+
+    /// <summary>
+    /// remap_pfn_range_track() (v6.16+): a remap of the whole VMA reserves the range
+    /// (pfnmap_track(); the memory-type bookkeeping is not modelled) in a context the VMA keeps
+    /// until it is freed — a zap does not drop it — so a VMA that already has one gets -EINVAL
+    /// before any PTE is touched. The context is stored only once every PTE is in: two remaps
+    /// that race both pass the check. A partial remap only looks the cache mode up.
     /// </summary>
     [KernelSymbol("remap_pfn_range_track", "mm/memory.c")]
-    private async ValueTask<int> RemapPfnRangeTrack(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot, bool setVma)
+    private async ValueTask<int> RemapPfnRangeTrack(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot)
     {
         size = PageAlign(size);
         PfnmapTrackCtx? ctx = null;
@@ -75,7 +126,7 @@ public sealed partial class Kernel
             }
             ctx = new PfnmapTrackCtx(pfn, size);
         }
-        int err = await RemapPfnRangeNotrack(vma, addr, pfn, size, prot, setVma);
+        int err = await RemapPfnRangeNotrack(vma, addr, pfn, size, prot);
         if (ctx is not null && err == 0)
         {
             Sched.Access(ObjId.Make(ObjId.Kind.Vma, (ulong)vma.Id), write: true);
@@ -95,7 +146,7 @@ public sealed partial class Kernel
     {
         if (addr == vma.VmStart && size == vma.VmEnd - vma.VmStart)
         {
-            await SetRemapVmaFlags(vma, VM_PAT);
+            await SetRemapVmaFlags(vma, VM_PAT, "track_pfn_remap");
         }
         return 0;
     }
@@ -119,7 +170,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>The flag update of the release: vm_flags_set() (v6.3+), or vma->vm_flags |= before.</summary>
-    private async ValueTask SetRemapVmaFlags(VmAreaStruct vma, VmFlags flags, [System.Runtime.CompilerServices.CallerMemberName] string fn = "")
+    private async ValueTask SetRemapVmaFlags(VmAreaStruct vma, VmFlags flags, string fn)
     {
         if (Variants.RemapPfnRangeTracking == Variants.RemapPfnTracking.Direct)
         {
@@ -136,9 +187,9 @@ public sealed partial class Kernel
     /// it installed (79a61cc3fc04, v6.11: "a partial pfn range mapping is dangerous").
     /// </summary>
     [KernelSymbol("remap_pfn_range_notrack", "mm/memory.c")]
-    private async ValueTask<int> RemapPfnRangeNotrack(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot, bool setVma)
+    private async ValueTask<int> RemapPfnRangeNotrack(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot)
     {
-        int err = await RemapPfnRangeInternal(vma, addr, pfn, size, prot, setVma);
+        int err = await RemapPfnRangeInternal(vma, addr, pfn, size, prot);
         if (err != 0 && Variants.RemapPfnRangeZapOnError)
         {
             await ZapPageRangeSingle(vma, addr, PageAlign(size), null);
@@ -159,10 +210,10 @@ public sealed partial class Kernel
     public static void RemapPfnRangePrepare(VmAreaDesc desc, ulong pfn)
     {
         ulong size = desc.End - desc.Start;
-        if (MmFlags.IsCowMapping(desc.VmFlags))
-        {
-            desc.Pgoff = pfn;
-        }
+        // Start and end are the VMA's, so the COW rule cannot fail here.
+        ulong pgoff = desc.Pgoff;
+        GetRemapPgoff(MmFlags.IsCowMapping(desc.VmFlags), desc.Start, desc.End, desc.Start, desc.End, pfn, ref pgoff);
+        desc.Pgoff = pgoff;
         desc.VmFlags |= VM_REMAP_FLAGS;
         desc.Action.Type = MmapAction.ActionType.RemapPfn;
         desc.Action.RemapStart = desc.Start;
@@ -173,21 +224,20 @@ public sealed partial class Kernel
 
     /// <summary>
     /// remap_pfn_range_complete(): fills the PTEs through the same tracking as remap_pfn_range()
-    /// (do_remap_pfn_range()); the flags were set at prepare time.
+    /// (do_remap_pfn_range()); the flags were set at prepare time (remap_pfn_range_internal()
+    /// warns if they are missing).
     /// </summary>
     [KernelSymbol("remap_pfn_range_complete", "mm/memory.c")]
-    public ValueTask<int> RemapPfnRangeComplete(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot)
-    {
-        VmWarnOnOnce((vma.VmFlags & VM_REMAP_FLAGS) != VM_REMAP_FLAGS, $"remap_pfn_range_complete: {vma} lacks the remap flags");
-        return RemapPfnRangeTrack(vma, addr, pfn, size, prot, setVma: false);
-    }
+    public ValueTask<int> RemapPfnRangeComplete(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot) =>
+        RemapPfnRangeTrack(vma, addr, pfn, size, prot);
 
     /// <summary>
-    /// remap_pfn_range_internal(): for the legacy call (<paramref name="setVma"/>) the COW pgoff rule
-    /// and the VM_IO|VM_PFNMAP|VM_DONTEXPAND|VM_DONTDUMP flags, then the PGD-level loop.
+    /// remap_pfn_range_internal(): before v6.16 it applied the COW pgoff rule and set the remap
+    /// flags itself; now they are set beforehand (remap_pfn_range_prepare_vma() or ->mmap_prepare)
+    /// and only checked. Then the PGD-level loop.
     /// </summary>
     [KernelSymbol("remap_pfn_range_internal", "mm/memory.c")]
-    private async ValueTask<int> RemapPfnRangeInternal(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot, bool setVma)
+    private async ValueTask<int> RemapPfnRangeInternal(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot)
     {
         var mm = vma.VmMm;
         ulong end = addr + PageAlign(size);
@@ -195,17 +245,19 @@ public sealed partial class Kernel
         {
             return -Errno.EINVAL;
         }
-        if (setVma)
+        if (Variants.RemapPfnRangeTracking == Variants.RemapPfnTracking.PfnmapTrack)
         {
-            // get_remap_pgoff(): the "horrible special case" for COW mappings.
-            if (MmFlags.IsCowMapping(vma.VmFlags))
+            VmWarnOnOnce((vma.VmFlags & VM_REMAP_FLAGS) != VM_REMAP_FLAGS, $"remap_pfn_range_internal: {vma} lacks the remap flags");
+        }
+        else
+        {
+            ulong pgoff = vma.VmPgoff;
+            int e = GetRemapPgoff(MmFlags.IsCowMapping(vma.VmFlags), addr, end, vma.VmStart, vma.VmEnd, pfn, ref pgoff);
+            if (e != 0)
             {
-                if (addr != vma.VmStart || end != vma.VmEnd)
-                {
-                    return -Errno.EINVAL;
-                }
-                vma.VmPgoff = pfn;
+                return e;
             }
+            vma.VmPgoff = pgoff;
             await SetRemapVmaFlags(vma, VM_REMAP_FLAGS, "remap_pfn_range_internal");
         }
         BugOn(addr >= end, "remap_pfn_range of an empty range");

@@ -355,9 +355,46 @@ public sealed partial class Kernel
     /// the PMD did not change meanwhile (else retries). Null if there is no PTE table.
     /// </summary>
     [KernelSymbol("pte_offset_map_lock", "mm/pgtable-generic.c")]
-    public async ValueTask<(PtPtr Pte, SpinLock Ptl)?> PteOffsetMapLock(MmStruct mm, PtPtr pmd, ulong addr,
+    public ValueTask<(PtPtr Pte, SpinLock Ptl)?> PteOffsetMapLock(MmStruct mm, PtPtr pmd, ulong addr,
         [CallerMemberName] string fn = "")
     {
+        // The same steps without an async frame when the lock is taken at once (every fault of a
+        // direct run, most steps of an exploration); otherwise the general loop below.
+        var pmdval = PmdpGet(pmd);
+        if (PteOffsetMap(pmd, addr) is not { } p)
+        {
+            return default; // completed, with no table
+        }
+        var ptl = PteLockptr(mm, p.Table);
+        var locked = ptl.Lock(fn);
+        if (!locked.IsCompletedSuccessfully)
+        {
+            return PteOffsetMapLockSlow(mm, pmd, addr, pmdval, p, ptl, locked, fn);
+        }
+        locked.GetAwaiter().GetResult();
+        if (PmdpGet(pmd) == pmdval)
+        {
+            return new ValueTask<(PtPtr Pte, SpinLock Ptl)?>((p, ptl));
+        }
+        return PteOffsetMapLockRetry(mm, pmd, addr, ptl, fn);
+    }
+
+    private async ValueTask<(PtPtr Pte, SpinLock Ptl)?> PteOffsetMapLockSlow(MmStruct mm, PtPtr pmd, ulong addr,
+        Pmd pmdval, PtPtr p, SpinLock ptl, ValueTask locked, string fn)
+    {
+        await locked;
+        if (PmdpGet(pmd) == pmdval)
+        {
+            return (p, ptl);
+        }
+        return await PteOffsetMapLockRetry(mm, pmd, addr, ptl, fn);
+    }
+
+    /// <summary>The PMD changed while we waited for the lock: unlock and start over.</summary>
+    private async ValueTask<(PtPtr Pte, SpinLock Ptl)?> PteOffsetMapLockRetry(MmStruct mm, PtPtr pmd, ulong addr,
+        SpinLock held, string fn)
+    {
+        await held.Unlock(fn);
         while (true)
         {
             var pmdval = PmdpGet(pmd);

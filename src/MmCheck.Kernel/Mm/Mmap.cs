@@ -14,12 +14,13 @@ public sealed partial class Kernel
 {
     /// <summary>
     /// arch_pick_mmap_layout() / mmap_base(): top-down layout below the stack gap, with no
-    /// randomisation (the model is deterministic, as a process with ADDR_NO_RANDOMIZE is).
+    /// randomisation (the model is deterministic, as a process with ADDR_NO_RANDOMIZE is). The base
+    /// is taken below task_size_64bit(0) = DEFAULT_MAP_WINDOW, so LA57 maps above 47 bits only on a hint.
     /// </summary>
     [KernelSymbol("arch_pick_mmap_layout", "arch/x86/mm/mmap.c")]
     private MmStruct MmInit(MmStruct mm)
     {
-        mm.MmapBase = MmapBase(Paging.TaskSize);
+        mm.MmapBase = MmapBase(Paging.DefaultMapWindow);
         return mm;
     }
 

@@ -190,6 +190,34 @@ public class DevicesPciTests
 public class DevicesVariantTests
 {
     [Fact]
+    public void PresetsPickTheHistoricalDeviceBehaviour()
+    {
+        var v510 = Variants.Preset("v5.10")!;
+        Assert.Equal(Variants.VfioPciFaultStrategy.RemapNoListCheck, v510.VfioPciFault);
+        Assert.False(v510.ProcBusPciMmapExclusiveCheck);
+        Assert.False(v510.PciRevokeMappings);
+        Assert.False(v510.DevmemMmapPrepare);
+        Assert.Equal(Variants.VfioPciFaultStrategy.RemapVmaList, Variants.Preset("v6.4")!.VfioPciFault);
+        // b7c5e64fecfa, aac6db75a9fc and d71a989cf5d9 all landed in v6.10-rc4: no release ran
+        // aac6db75a9fc's single-page handler without the full-VMA pre-fault.
+        Assert.Equal(Variants.VfioPciFaultStrategy.InsertFullVma, Variants.Preset("v6.10")!.VfioPciFault);
+        Assert.Equal(Variants.VfioPciFaultStrategy.InsertFullVma, Variants.Preset("v6.11")!.VfioPciFault);
+        Assert.Equal(Variants.VfioPciFaultStrategy.HugeV612, Variants.Preset("v6.12")!.VfioPciFault);
+        // c1d9dac0db16 "vfio/pci: Align huge faults to order" was merged for v6.15-rc6.
+        Assert.Equal(Variants.VfioPciFaultStrategy.HugeV612, Variants.Preset("v6.14")!.VfioPciFault);
+        Assert.Equal(Variants.VfioPciFaultStrategy.Huge, Variants.Preset("v6.15")!.VfioPciFault);
+        Assert.Equal(Variants.VfioPciFaultStrategy.RemapNoListCheck, Variants.Preset("v5.12")!.VfioPciFault);
+        Assert.Equal(Variants.VfioPciFaultStrategy.RemapVmaList, Variants.Preset("v5.13")!.VfioPciFault);
+        Assert.Equal(Variants.VfioPciFaultStrategy.RemapVmaList, Variants.Preset("v6.9")!.VfioPciFault);
+        var v618 = Variants.Preset("v6.18")!;
+        Assert.Equal(Variants.VfioPciFaultStrategy.Huge, v618.VfioPciFault);
+        Assert.True(v618.PciRevokeMappings && v618.ProcBusPciMmapExclusiveCheck);
+        Assert.Contains("vfio_pci.fault=remap_no_list_check", v510.Describe());
+        Assert.Contains("pci.revoke_mappings=off", v510.Describe());
+        Assert.Empty(Variants.Current.Describe());
+    }
+
+    [Fact]
     public void EveryDeviceVariantValueParses()
     {
         foreach (var info in Variants.All.Where(i => i.Name is "vfio_pci.fault" or "proc_bus_pci_mmap.exclusive_check" or "pci.revoke_mappings" or "devmem.mmap"))

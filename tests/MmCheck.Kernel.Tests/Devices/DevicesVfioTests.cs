@@ -9,9 +9,17 @@ public class DevicesVfioTests
 {
     private const ulong BarSize = 4UL << 20;
 
-    private static (Proc P, PciDev Dev, VfioPciCoreDevice Vdev) Boot(string strategy)
+    /// <summary>
+    /// A kernel with the strategy as a variant over the current mm, or over the mm of
+    /// <paramref name="kernel"/> (a preset): a remap strategy depends on how remap_pfn_range()
+    /// tracked PFN ranges in the releases that shipped it.
+    /// </summary>
+    private static (Proc P, PciDev Dev, VfioPciCoreDevice Vdev) Boot(string strategy, string kernel = "current")
     {
-        var p = DevicesKit.Boot(With("vfio_pci.fault", strategy));
+        var preset = Variants.Preset(kernel)!;
+        var v = preset.With("vfio_pci.fault", strategy, out string? error);
+        Assert.True(v is not null, error);
+        var p = DevicesKit.Boot(v);
         var dev = p.K.PciAddDevice(1, 0, new PciBarSpec(BarSize, Mem64: true, Prefetch: true));
         return (p, dev, p.K.VfioPciBind(dev));
     }
@@ -171,6 +179,38 @@ public class DevicesVfioTests
     }
 
     [Fact]
+    public void WithoutTheVmaListCheckTwoFaultsRemapTheSameRangeAndHitBug()
+    {
+        // The v5.8-v5.12 handler on its own kernel: flags written directly, no PFN-range context.
+        var (p, _, vdev) = Boot("remap_no_list_check", "v5.10");
+        var (_, a) = p.MapVfioBar(vdev, 16);
+        var (k, t1, t2) = ConcurrentFaults(p, vdev, a);
+        var bug = Assert.Single(k.Findings, f => f.Invariant == Invariants.Bug);
+        Assert.Contains("already set", bug.Message);
+        Assert.True(t2.Oopsed);
+        Assert.False(t1.Oopsed);
+        // The list now holds the VMA twice.
+        Assert.Equal(2, vdev.VmaList.Count);
+        Assert.DoesNotContain(k.Findings, f => f.Invariant == Invariants.LockAssert);
+    }
+
+    [Fact]
+    public void OnTheCurrentMmASecondWholeVmaRemapAfterTheFirstCompletedGetsEinval()
+    {
+        // The v5.8 handler over today's remap_pfn_range(): the first remap left a pfnmap_track_ctx
+        // on the VMA, so the second fault's remap returns -EINVAL before touching a PTE (SIGBUS),
+        // after remap_pfn_range_prepare_vma()'s vm_flags_set() asserted the write lock again.
+        var (p, dev, vdev) = Boot("remap_no_list_check");
+        var (_, a) = p.MapVfioBar(vdev, 16);
+        var (k, t1, t2) = ConcurrentFaults(p, vdev, a);
+        Assert.DoesNotContain(k.Findings, f => f.Invariant == Invariants.Bug);
+        Assert.False(t1.Oopsed || t2.Oopsed);
+        Assert.Equal(16, BarLeaves(k, p.Mm, dev).Count);
+        Assert.NotNull(p.Mm.MmMt.VmaLookup(a)!.PfnmapTrackCtx);
+        Assert.Equal(2, k.Findings.Count(f => f.Invariant == Invariants.LockAssert));
+    }
+
+    [Fact]
     public void TheVmaListCheckMakesTheSecondFaultANoOp()
     {
         var (p, dev, vdev) = Boot("remap_vma_list");
@@ -198,13 +238,14 @@ public class DevicesVfioTests
     }
 
     [Theory]
-    [InlineData("huge")]
-    [InlineData("huge_v6.12")]
-    [InlineData("insert_full_vma")]
-    [InlineData("insert_pfn")]
-    public void MemoryDisableRevokesEveryMappingAndFaultsGetSigbusUntilEnabled(string strategy)
+    [InlineData("huge", "current")]
+    [InlineData("huge_v6.12", "v6.12")]
+    [InlineData("insert_full_vma", "v6.10")]
+    [InlineData("insert_pfn", "current")]
+    [InlineData("remap_vma_list", "v6.9")]
+    public void MemoryDisableRevokesEveryMappingAndFaultsGetSigbusUntilEnabled(string strategy, string kernel)
     {
-        var (p, dev, vdev) = Boot(strategy);
+        var (p, dev, vdev) = Boot(strategy, kernel);
         var (fd, a) = p.MapVfioBar(vdev, 1024, hint: 0x40_0000_0000UL);
         p.Read(a);
         p.Read(a + 700 * PG);
@@ -224,10 +265,11 @@ public class DevicesVfioTests
     }
 
     [Theory]
-    [InlineData("insert_pfn")]
-    public void ResetAndLowPowerRevokeToo(string strategy)
+    [InlineData("insert_pfn", "current")]
+    [InlineData("remap_vma_list", "v6.9")]
+    public void ResetAndLowPowerRevokeToo(string strategy, string kernel)
     {
-        var (p, dev, vdev) = Boot(strategy);
+        var (p, dev, vdev) = Boot(strategy, kernel);
         var (fd, a) = p.MapVfioBar(vdev, 16);
         p.Read(a);
         Assert.Equal(0, p.K.Run(p.T, () => p.K.VfioDeviceReset(fd)));
@@ -240,6 +282,20 @@ public class DevicesVfioTests
         Assert.Empty(Violations(p.K, Invariants.RevokedIomemMapped));
         Assert.Equal(0, p.K.Run(p.T, () => p.K.VfioLowPowerExit(fd)));
         Assert.True(p.Load(a).Ok);
+    }
+
+    [Fact]
+    public void OnTheCurrentMmTheV69HandlerCannotRefaultAfterARevoke()
+    {
+        // The pfnmap_track_ctx outlives zap_vma_ptes(): once vma_list forgot the zapped VMA, the
+        // next fault remaps the whole VMA again and remap_pfn_range_track() refuses (-EINVAL).
+        // Released kernels never combined the two: v6.10 replaced the handler before v6.16.
+        var (p, _, vdev) = Boot("remap_vma_list");
+        var (fd, a) = p.MapVfioBar(vdev, 16);
+        p.Read(a);
+        Assert.Equal(2, p.K.Run(p.T, () => p.K.VfioMemoryDisable(fd)));
+        Assert.Equal(2, p.K.Run(p.T, () => p.K.VfioMemoryEnable(fd)));
+        Assert.Equal(SIGBUS, p.Load(a).Signal);
     }
 
     [Fact]

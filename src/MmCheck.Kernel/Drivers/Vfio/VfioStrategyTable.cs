@@ -25,7 +25,8 @@ public sealed record VfioStrategyRow(string Strategy, string Release, long Pages
 
 /// <summary>
 /// The table "faults taken and page-table entries installed per vfio-pci fault strategy" for
-/// touching 1 page, 16 pages and all of a BAR (1 GiB by default), each row on a fresh kernel:
+/// touching 1 page, 16 pages and all of a BAR (1 GiB by default), each row on a fresh kernel of
+/// the strategy's release:
 /// one process opens the vfio device, mmaps BAR 0 at a 1 GiB-aligned address and loads one word
 /// from each page in turn.
 /// </summary>
@@ -37,6 +38,21 @@ public static class VfioStrategyTable
         Strategy.Huge, Strategy.HugeV612, Strategy.InsertFullVma, Strategy.InsertPfn,
         Strategy.RemapDropMmapLock, Strategy.RemapVmaList, Strategy.RemapNoListCheck,
     ];
+
+    /// <summary>
+    /// The kernel preset a strategy's row runs on: the last release that shipped it (for the
+    /// unmerged proposal, the release it was written against; for aac6db75a9fc alone, v6.10-rc1),
+    /// so that remap_pfn_range() tracks and asserts as it did next to that handler.
+    /// </summary>
+    public static string KernelOf(Strategy s) => s switch
+    {
+        Strategy.Huge => "current",
+        Strategy.HugeV612 => "v6.14",
+        Strategy.InsertFullVma or Strategy.InsertPfn => "v6.10",
+        Strategy.RemapDropMmapLock => "v6.4",
+        Strategy.RemapVmaList => "v6.9",
+        _ => "v5.12",
+    };
 
     /// <summary>The release each strategy shipped in.</summary>
     public static string ReleaseOf(Strategy s) => s switch
@@ -71,10 +87,13 @@ public static class VfioStrategyTable
         return rows;
     }
 
-    /// <summary>One row: a fresh kernel, one BAR, one mmap, <paramref name="pages"/> loads from <paramref name="firstPage"/>.</summary>
+    /// <summary>
+    /// One row: a fresh kernel of the strategy's release (<see cref="KernelOf"/>), one BAR, one
+    /// mmap, <paramref name="pages"/> loads from <paramref name="firstPage"/>.
+    /// </summary>
     public static VfioStrategyRow Run(Strategy s, ulong barBytes, long pages, long firstPage = 0)
     {
-        var variants = Variants.Current with { VfioPciFault = s };
+        var variants = Variants.Preset(KernelOf(s))! with { VfioPciFault = s };
         var k = new Kernel(new KernelConfig { Variants = variants });
         var pdev = k.PciAddDevice(1, 0, new PciBarSpec(barBytes, Mem64: true, Prefetch: true));
         var vdev = k.VfioPciBind(pdev);

@@ -297,14 +297,18 @@ public sealed partial class Kernel
     public VmAreaStruct? VmaAt(MmStruct mm, ulong addr) =>
         mm.MmMt.Snapshot().FirstOrDefault(v => v.VmStart <= addr && addr < v.VmEnd);
 
-    /// <summary>show_map_vma(): /proc/pid/maps.</summary>
+    /// <summary>show_map_vma(): /proc/pid/maps. Each line is "start-end perms offset dev inode "
+    /// (seq_setwidth(25 + 6 * sizeof(void *) - 1)); a name is padded to that width and follows one more
+    /// space (seq_pad()), so names start in column 73 and unnamed lines keep their trailing space.</summary>
     [KernelSymbol("show_map_vma", "fs/proc/task_mmu.c")]
     public string ProcMaps(MmStruct mm)
     {
+        const int width = 25 + 6 * 8 - 1;
         var sb = new StringBuilder();
         foreach (var v in mm.MmMt.Snapshot())
         {
             var f = v.VmFlags;
+            int lineStart = sb.Length;
             sb.Append(CultureInfo.InvariantCulture, $"{v.VmStart:x8}-{v.VmEnd:x8} ");
             sb.Append((f & VmFlags.VM_READ) != 0 ? 'r' : '-');
             sb.Append((f & VmFlags.VM_WRITE) != 0 ? 'w' : '-');
@@ -312,13 +316,18 @@ public sealed partial class Kernel
             sb.Append((f & VmFlags.VM_MAYSHARE) != 0 ? 's' : 'p');
             ulong pgoff = v.VmFile is not null ? v.VmPgoff << PAGE_SHIFT : 0;
             ulong ino = v.VmFile?.FInode.Ino ?? 0;
-            sb.Append(CultureInfo.InvariantCulture, $" {pgoff:x8} 00:00 {ino}");
+            sb.Append(CultureInfo.InvariantCulture, $" {pgoff:x8} 00:00 {ino} ");
             string? name = v.VmFile is { } file
                 ? file.FInode.NLink == 0 ? file.FInode.Path + " (deleted)" : file.FInode.Path
                 : v.VmOps?.MapName?.Invoke(v) ?? (v.AnonName is { } an ? $"[anon:{an}]" : null);
             if (name is not null)
             {
-                sb.Append(' ', 10).Append(name);
+                int pad = lineStart + width - sb.Length;
+                if (pad > 0)
+                {
+                    sb.Append(' ', pad);
+                }
+                sb.Append(' ').Append(name);
             }
             sb.Append('\n');
         }

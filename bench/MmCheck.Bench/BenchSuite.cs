@@ -1,0 +1,179 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using MmCheck.Explorer;
+
+namespace MmCheck.Bench;
+
+/// <summary>What <see cref="BenchSuite.Run"/> measures.</summary>
+public sealed record BenchOptions
+{
+    /// <summary>Size of the anonymous mapping the kernel and native benchmarks fault in, fork and unmap.</summary>
+    public ulong Bytes { get; init; } = 1UL << 30;
+
+    /// <summary>Each figure is the best of this many runs (the machine may be shared).</summary>
+    public int Repeats { get; init; } = 3;
+
+    /// <summary>Run the same sequence natively for the model/native ratios.</summary>
+    public bool Native { get; init; } = true;
+
+    /// <summary>Run the explorer's benchmarks; null options = the explorer's defaults.</summary>
+    public bool Explorer { get; init; } = true;
+
+    public ExplorerBenchmarkOptions? ExplorerOptions { get; init; }
+
+    /// <summary>Where the native benchmark is built (default: the oracle's cache directory).</summary>
+    public string? WorkDir { get; init; }
+
+    /// <summary>A quick check in a few seconds: 64 MiB, one repeat, the explorer on small bounds.</summary>
+    public static BenchOptions Quick { get; } = new()
+    {
+        Bytes = 64UL << 20,
+        Repeats = 1,
+        ExplorerOptions = new ExplorerBenchmarkOptions { Pages = 2, ThroughputSchedules = 100, SpeedupPages = 1, Repetitions = 1 },
+    };
+}
+
+/// <summary>A model/native ratio of one path (target: at most 0.5, the model twice as fast).</summary>
+public sealed record Ratio(string Path, double ModelSeconds, double NativeSeconds)
+{
+    public const double Target = 0.5;
+
+    public double Value => NativeSeconds > 0 ? ModelSeconds / NativeSeconds : double.PositiveInfinity;
+
+    public bool Met => Value <= Target;
+}
+
+/// <summary>Everything one <c>mmcheck bench</c> run measured.</summary>
+public sealed record BenchReport
+{
+    public required ulong Bytes { get; init; }
+    public required int Repeats { get; init; }
+    public int ProcessorCount { get; init; } = Environment.ProcessorCount;
+    /// <summary>/proc/loadavg when the run started: the machine may be shared.</summary>
+    public string? LoadAverage { get; init; }
+    public required KernelResult Kernel { get; init; }
+    public required IReadOnlyList<Figure> KernelFigures { get; init; }
+    public NativeResult? Native { get; init; }
+    /// <summary>Model time / native time for first touch, fork and munmap.</summary>
+    public IReadOnlyList<Ratio> Ratios { get; init; } = [];
+    /// <summary>Why the native side did not run, when it did not.</summary>
+    public string? NativeSkipped { get; init; }
+    public ExplorerBenchmarkResult? Explorer { get; init; }
+}
+
+/// <summary>
+/// The benchmarks behind <c>mmcheck bench</c> and bench/MmCheck.Benchmarks: the kernel core, the same
+/// syscall sequence natively (model/native ratios), and the explorer's figures, in one run.
+/// </summary>
+public static class BenchSuite
+{
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    /// <summary>Runs what <paramref name="o"/> selects; progress lines (what is being measured) go to
+    /// <paramref name="progress"/>.</summary>
+    public static BenchReport Run(BenchOptions o, TextWriter? progress = null)
+    {
+        string? load = LoadAverage();
+        string? skipped = o.Native ? NativeBenchmarks.Unavailable() : "not requested";
+        // Model and native runs alternate, so that both sides see the same load on a shared machine.
+        progress?.WriteLine($"kernel model{(skipped is null ? " and native kernel" : "")}: {o.Bytes >> 20} MiB, best of {o.Repeats} …");
+        KernelBenchmarks.WarmUp(o.Bytes);
+        var modelRuns = new List<KernelResult>();
+        var nativeRuns = new List<NativeResult>();
+        for (int i = 0; i < Math.Max(1, o.Repeats); i++)
+        {
+            modelRuns.Add(KernelBenchmarks.Measure(o.Bytes));
+            if (skipped is null)
+            {
+                nativeRuns.Add(NativeBenchmarks.Run(o.Bytes, 1, o.WorkDir));
+            }
+        }
+        var kernel = KernelResult.Best(modelRuns);
+        var native = nativeRuns.Count > 0 ? NativeResult.Best(nativeRuns) : null;
+        ExplorerBenchmarkResult? explorer = null;
+        if (o.Explorer)
+        {
+            progress?.WriteLine("explorer …");
+            explorer = ExplorerBenchmarks.Run(o.ExplorerOptions);
+        }
+        return new BenchReport
+        {
+            Bytes = o.Bytes,
+            Repeats = o.Repeats,
+            LoadAverage = load,
+            Kernel = kernel,
+            KernelFigures = kernel.Figures(),
+            Native = native,
+            Ratios = native is null ? [] :
+            [
+                new("first-touch faults", kernel.TouchSeconds, native.TouchSeconds),
+                new("fork", kernel.ForkSeconds, native.ForkSeconds),
+                new("munmap", kernel.MunmapSeconds, native.MunmapSeconds),
+            ],
+            NativeSkipped = skipped,
+            Explorer = explorer,
+        };
+    }
+
+    public static string ToJson(BenchReport r) => JsonSerializer.Serialize(r, Json);
+
+    /// <summary>The human-readable form: one line per figure, with its target and whether it was met.</summary>
+    public static void WriteText(BenchReport r, TextWriter w)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        w.WriteLine(string.Create(inv, $"{r.ProcessorCount} CPUs, load average {r.LoadAverage ?? "unknown"}; {r.Bytes >> 20} MiB mapping, best of {r.Repeats}"));
+        w.WriteLine();
+        w.WriteLine("kernel core (issue 2)");
+        foreach (var f in r.KernelFigures)
+        {
+            string target = f.Target is null ? "" : $"  (target {f.Target}: {(f.Met == true ? "met" : "not met")})";
+            w.WriteLine(string.Create(inv, $"  {f.Name,-38} {f.Value,12:F2} {f.Unit}{target}"));
+        }
+        w.WriteLine();
+        w.WriteLine("model against the native kernel (issue 5)");
+        if (r.Native is not { } n)
+        {
+            w.WriteLine($"  skipped: {r.NativeSkipped}");
+        }
+        else
+        {
+            foreach (var x in r.Ratios)
+            {
+                w.WriteLine(string.Create(inv,
+                    $"  {x.Path,-20} model {x.ModelSeconds * 1e3,9:F1} ms  native {x.NativeSeconds * 1e3,9:F1} ms  ratio {x.Value,6:F2}  (target ≤ {Ratio.Target}: {(x.Met ? "met" : "not met")})"));
+            }
+            w.WriteLine(string.Create(inv,
+                $"  {"native first touch",-20} {n.TouchSeconds / n.Pages * 1e9:F0} ns/fault, {n.TouchCpuSeconds / n.Pages * 1e9:F0} ns of CPU per fault"));
+            w.WriteLine(string.Create(inv, $"  {"model memory",-20} {r.Kernel.BytesPerPage:F2} B per mapped page"));
+        }
+        w.WriteLine();
+        w.WriteLine("explorer (issue 3)");
+        if (r.Explorer is not { } e)
+        {
+            w.WriteLine("  skipped: not requested");
+            return;
+        }
+        w.WriteLine(string.Create(inv, $"  {"scheduling points",-38} {e.PointsPerSecond / 1e6,12:F2} M/s  ({e.PointsPerCpuSecond / 1e6:F2} M per CPU second; {e.Scenario})  (target ≥ 2: {(e.PointsPerCpuSecond >= 2e6 ? "met" : "not met")})"));
+        w.WriteLine(string.Create(inv, $"  {"DPOR reduction over plain dfs",-38} {e.DporReduction,12:F1} x  (target ≥ 10: {(e.DporReduction >= 10 ? "met" : "not met")}; {string.Join(", ", e.Dpor.Select(d => $"{d.Scenario} {d.PlainSchedules}/{d.DporSchedules}{(d.SameVerdict ? "" : " VERDICTS DIFFER")}"))})"));
+        w.WriteLine(string.Create(inv, $"  {$"{e.Workers} workers against 1",-38} {e.Speedup,12:F2} x  (target ≥ 1.8: {(e.Speedup >= 1.8 ? "met" : "not met")}; {e.SpeedupScenario}, identical results: {e.ParallelResultIdentical})"));
+    }
+
+    private static string? LoadAverage()
+    {
+        try
+        {
+            // The 1, 5 and 15 minute averages (not the run-queue and last-pid fields).
+            return File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+}

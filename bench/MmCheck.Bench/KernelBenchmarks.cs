@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using Linux;
+using static Linux.Mman;
+
+namespace MmCheck.Bench;
+
+/// <summary>The best (fastest first touch) of the kernel benchmark's repeats; times in seconds.</summary>
+public sealed record KernelResult(
+    long Pages,
+    double TouchSeconds,
+    double TouchCpuSeconds,
+    double ForkSeconds,
+    double MunmapSeconds,
+    double BytesPerPage,
+    double BytesPerWord)
+{
+    /// <summary>First-touch faults per second of the benchmark thread's CPU time: one core's rate,
+    /// whatever else runs on the machine.</summary>
+    public double FaultsPerCpuSecond => TouchCpuSeconds > 0 ? Pages / TouchCpuSeconds : 0;
+
+    public double FaultsPerSecond => Pages / TouchSeconds;
+
+    /// <summary>The run with the fastest first touch, with the fastest fork and munmap of all runs.</summary>
+    public static KernelResult Best(IReadOnlyList<KernelResult> runs) =>
+        runs.OrderBy(r => r.TouchSeconds).First() with
+        {
+            TouchCpuSeconds = runs.Min(r => r.TouchCpuSeconds),
+            ForkSeconds = runs.Min(r => r.ForkSeconds),
+            MunmapSeconds = runs.Min(r => r.MunmapSeconds),
+        };
+
+    public IReadOnlyList<Figure> Figures() =>
+    [
+        new("first-touch faults (per CPU second)", FaultsPerCpuSecond / 1e6, "M faults/s", "≥ 2", FaultsPerCpuSecond >= 2e6),
+        new("first-touch faults (wall clock)", FaultsPerSecond / 1e6, "M faults/s"),
+        new("first-touch fault", TouchSeconds / Pages * 1e9, "ns/fault"),
+        new("fork with all pages touched", ForkSeconds * 1e3, "ms"),
+        new("fork, per page", ForkSeconds / Pages * 1e9, "ns/page"),
+        new("munmap of the whole mapping", MunmapSeconds * 1e3, "ms"),
+        new("munmap, per page", MunmapSeconds / Pages * 1e9, "ns/page"),
+        new("model memory per mapped page", BytesPerPage, "B/page", "≤ 32", BytesPerPage <= 32),
+        new("model memory per stored word", BytesPerWord, "B/word"),
+        new("pages", Pages, "pages"),
+    ];
+}
+
+/// <summary>
+/// The kernel model's own paths over a large anonymous mapping: first-touch write faults, fork
+/// with everything touched, munmap, and the model's memory per mapped page. Everything runs
+/// through the kernel's entry points (user stores through the CPU model, fork(2), munmap(2)), with
+/// lockdep and the checks the model always makes.
+/// </summary>
+public static class KernelBenchmarks
+{
+    /// <summary>Runs the benchmark over <paramref name="bytes"/> (1 GiB by default) after a warm-up;
+    /// the best of <paramref name="repeats"/> runs (<see cref="KernelResult.Best"/>).</summary>
+    public static KernelResult Run(ulong bytes = 1UL << 30, int repeats = 3)
+    {
+        WarmUp(bytes);
+        return KernelResult.Best(Enumerable.Range(0, Math.Max(1, repeats)).Select(_ => Measure(bytes)).ToList());
+    }
+
+    /// <summary>One run over a sixteenth of <paramref name="bytes"/>, unmeasured: the JIT's dynamic
+    /// PGO needs a warm path.</summary>
+    public static void WarmUp(ulong bytes) => Measure(Math.Max(PgTable.PAGE_SIZE, (bytes / 16) & PgTable.PAGE_MASK));
+
+    /// <summary>One measured run: mmap, first touch, fork, munmap of <paramref name="bytes"/>.</summary>
+    public static KernelResult Measure(ulong bytes)
+    {
+        if (bytes < PgTable.PAGE_SIZE || bytes % PgTable.PAGE_SIZE != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(bytes), "the benchmark maps a whole number of pages");
+        }
+        ulong pages = bytes >> PgTable.PAGE_SHIFT;
+        var k = new Kernel(new KernelConfig { RamBytes = Math.Max(4UL << 30, bytes * 3) });
+        var p = k.CreateProcess("bench");
+        long buf = k.Run(p, () => k.SysMmap(0, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        if (buf < 0)
+        {
+            throw new InvalidOperationException($"mmap failed: {Errno.Format(buf)}");
+        }
+        long mem0 = Settle();
+        double cpu0 = ThreadCpu.Seconds();
+        var sw = Stopwatch.StartNew();
+        // A store of 0 faults the page in without storing a word: the pure per-page cost.
+        k.Run(p, async () =>
+        {
+            for (ulong i = 0; i < pages; i++)
+            {
+                await k.UserStore((ulong)buf + (i << 12), 8, 0);
+            }
+        });
+        double touch = sw.Elapsed.TotalSeconds;
+        double touchCpu = ThreadCpu.Seconds() - cpu0;
+        long mem1 = Settle();
+        k.Run(p, async () =>
+        {
+            for (ulong i = 0; i < pages; i++)
+            {
+                await k.UserStore((ulong)buf + (i << 12), 8, i + 1);
+            }
+        });
+        long mem2 = Settle();
+        sw.Restart();
+        var (child, _) = k.Run(p, () => k.SysFork());
+        double fork = sw.Elapsed.TotalSeconds;
+        k.Run(child!, () => k.SysExit());
+        sw.Restart();
+        k.Run(p, () => k.SysMunmap((ulong)buf, bytes));
+        double munmap = sw.Elapsed.TotalSeconds;
+        if (k.Findings.Count > 0)
+        {
+            throw new InvalidOperationException($"the benchmark run had findings: {string.Join("; ", k.Findings)}");
+        }
+        GC.KeepAlive(k);
+        return new KernelResult((long)pages, touch, double.IsNaN(touchCpu) ? 0 : touchCpu, fork, munmap,
+            (mem1 - mem0) / (double)pages, (mem2 - mem1) / (double)pages);
+    }
+
+    private static long Settle()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        return GC.GetTotalMemory(forceFullCollection: true);
+    }
+}

@@ -1,0 +1,61 @@
+using Linux;
+using static Linux.Mman;
+
+namespace MmCheck.Kernel.Tests;
+
+/// <summary>Model fixes for disagreements the conformance run found against this machine's kernel
+/// (Linux 6.18); each also has a scenario in scenarios/conformance/.</summary>
+public class ConformanceFixTests
+{
+    private const ulong P = 4096;
+
+    /// <summary>
+    /// mm/madvise.c:madvise_vma_behavior(): 6.18 refuses MADV_DOFORK only on VM_IO VMAs, so the vDSO
+    /// (VM_DONTEXPAND, no VM_IO) accepts it; linux-mm after 6.18 refuses every VM_SPECIAL VMA, which
+    /// is the variant madvise.dofork=vm_special.
+    /// </summary>
+    [Fact]
+    public void MadviseDoforkRefusesVmIoOnlyUnlessTheVmSpecialVariantIsSelected()
+    {
+        var current = Proc.Boot();
+        ulong a = current.MmapAnon(1);
+        current.K.VmaAt(current.Mm, a)!.__VmFlags |= VmFlags.VM_DONTEXPAND;
+        Assert.Equal(0, current.Madvise(a, P, MADV_DOFORK));
+        current.K.VmaAt(current.Mm, a)!.__VmFlags |= VmFlags.VM_IO;
+        Assert.Equal(-Errno.EINVAL, current.Madvise(a, P, MADV_DOFORK));
+
+        var variants = Variants.Current.With("madvise.dofork", "vm_special", out var error);
+        Assert.Null(error);
+        Assert.Equal(["madvise.dofork=vm_special"], variants!.Describe());
+        var next = Proc.Boot(new KernelConfig { Variants = variants });
+        ulong b = next.MmapAnon(1);
+        next.K.VmaAt(next.Mm, b)!.__VmFlags |= VmFlags.VM_DONTEXPAND;
+        Assert.Equal(-Errno.EINVAL, next.Madvise(b, P, MADV_DOFORK));
+        Assert.Equal(0, next.Madvise(b, P, MADV_DONTFORK));
+    }
+
+    /// <summary>
+    /// mm/shmem.c:shmem_zero_setup() → __shmem_file_setup() → shmem_acct_size(): MAP_SHARED|MAP_ANONYMOUS
+    /// charges its whole size at mmap() time unless MAP_NORESERVE, so under the overcommit heuristic a
+    /// mapping larger than RAM is -ENOMEM; the charge goes back when the last mapping is gone.
+    /// </summary>
+    [Fact]
+    public void SharedAnonymousMmapChargesItsSizeUnlessNoreserve()
+    {
+        var p = Proc.Boot(new KernelConfig { RamBytes = 64UL << 20 });
+        ulong big = 128UL << 20;
+        long before = p.K.CommittedPages;
+        Assert.Equal(-Errno.ENOMEM, p.Mmap(0, big, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS));
+        Assert.Equal(before, p.K.CommittedPages);
+        long r = p.Mmap(0, big, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE);
+        Assert.True(r > 0, Errno.Format(r));
+        Assert.Equal(before, p.K.CommittedPages);
+
+        long small = p.Mmap(0, 4 * P, PROT_READ, MAP_SHARED | MAP_ANONYMOUS);
+        Assert.True(small > 0, Errno.Format(small));
+        Assert.Equal(before + 4, p.K.CommittedPages);
+        Assert.Equal(0, p.Munmap((ulong)small, 4 * P));
+        Assert.Equal(before, p.K.CommittedPages);
+        p.AssertClean();
+    }
+}
