@@ -158,6 +158,38 @@ public sealed class LoweringTests
     }
 
     [Fact]
+    public void Register_assignments_name_values_and_are_not_operations()
+    {
+        const string Head = """
+            MM assign
+            {
+              process P;
+              P: buf = mmap(NULL, 3 pages, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0);
+              P: dst = mmap(NULL, 1 page, PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0);
+              P: mid = buf + 1 page;
+              P: n = 2 * PAGE_SIZE;
+            }
+            thread T0 in P {
+              store(mid, 0x22);
+              munmap(mid + 1 page, n - 1 page);
+              diff = dst - buf;
+
+            """;
+        var c = MustLower(Head + "}\n");
+        var expected = new CaseBuilder("assign");
+        int buf = expected.Mmap(0, Arg.Abs(0), 3 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+        expected.Mmap(0, Arg.Abs(0), PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS);
+        expected.Store(0, Arg.Result(buf, (long)PAGE_SIZE), 0x22);
+        expected.Munmap(0, Arg.Result(buf, 2 * (long)PAGE_SIZE), PAGE_SIZE);
+        Assert.True(c.SameOps(expected.Build()), c.ToText());
+        // A difference of two addresses is no argument: an error only where it is used.
+        Assert.Contains("register diff cannot be an argument", MustFail(Head + "  load(diff);\n}\n"), StringComparison.Ordinal);
+        // A later assignment replaces it.
+        Assert.Equal(5, MustLower(Head + "  diff = buf;\n  load(diff);\n}\n").Ops.Length);
+        Assert.Contains("must call a verb or assign a register", MustFail("MM e\n{ process P; }\nthread T in P {\n  1 + 2;\n}\n"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Generated_cases_print_and_lower_back_to_the_same_case()
     {
         foreach (var c in new Generator(5).GenerateCases(150))

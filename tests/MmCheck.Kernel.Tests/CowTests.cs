@@ -247,4 +247,61 @@ public class CowTests
         Assert.Equal(faults, p.K.VmEvent("cow_fault"));
         p.AssertClean();
     }
+
+    [Fact]
+    public void AfterTheParentCopiesTheChildReusesTheOldPageWithoutCopying()
+    {
+        var p = Proc.Boot();
+        ulong buf = p.MmapAnon(1);
+        p.Write(buf, 0x11);
+        var c = p.Fork();
+        ulong old = p.Pagemap(buf).Pfn;
+        p.Write(buf, 0x22);
+        // pagemap's exclusive bit follows the mapcount: set for the child at once,
+        // though PageAnonExclusive is only set again when the child writes.
+        Assert.True(c.Pagemap(buf).Exclusive);
+        Assert.False(p.K.PageAnonExclusive(new Page(old)));
+        c.Write(buf, 0x33);
+        Assert.Equal(old, c.Pagemap(buf).Pfn);
+        Assert.True(p.K.PageAnonExclusive(new Page(old)));
+        Assert.Equal(0x22UL, p.Read(buf));
+        p.AssertClean();
+    }
+
+    [Fact]
+    public void CowKeepsWorkingAcrossVmasSplitByMprotectAndMunmap()
+    {
+        var p = Proc.Boot();
+        ulong buf = p.MmapAnon(4);
+        for (ulong i = 0; i < 4; i++)
+        {
+            p.Write(buf + i * 4096, 0x10 + i);
+        }
+        var c = p.Fork();
+        // Split the parent's VMA in three, and drop the last page.
+        Assert.Equal(0L, p.Mprotect(buf + 4096, 4096, PROT_READ));
+        Assert.Equal(0L, p.Munmap(buf + 3 * 4096, 4096));
+        Assert.Equal(3, p.Vmas.Count);
+        // The child's copy of the dropped page is now mapped only by the child.
+        Assert.True(c.Pagemap(buf + 3 * 4096).Exclusive);
+        Assert.Equal(0x13UL, c.Read(buf + 3 * 4096));
+        // Writes on either side still copy, and the read-only middle refuses the parent's write.
+        c.Write(buf, 0x20);
+        Assert.Equal(0x10UL, p.Read(buf));
+        Assert.True(p.Pagemap(buf).Exclusive);
+        Assert.Equal(SIGSEGV, p.Store(buf + 4096, 1).Signal);
+        c.Write(buf + 4096, 0x21);
+        Assert.Equal(0x11UL, p.Read(buf + 4096));
+        p.Write(buf + 2 * 4096, 0x32);
+        Assert.Equal(0x12UL, c.Read(buf + 2 * 4096));
+        // Back to one VMA: the middle's PTE stays read-only until the next write reuses it.
+        Assert.Equal(0L, p.Mprotect(buf + 4096, 4096, PROT_READ | PROT_WRITE));
+        Assert.Single(p.Vmas);
+        ulong mid = p.Pagemap(buf + 4096).Pfn;
+        Assert.False(PgTable.PteWrite(p.K.PtepGet(p.K.WalkPte(p.Mm, buf + 4096)!.Value)));
+        p.Write(buf + 4096, 0x41);
+        Assert.Equal(mid, p.Pagemap(buf + 4096).Pfn);
+        Assert.Equal(0x21UL, c.Read(buf + 4096));
+        p.AssertClean();
+    }
 }

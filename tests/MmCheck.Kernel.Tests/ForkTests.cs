@@ -120,4 +120,30 @@ public class ForkTests
         Assert.True(p.Pagemap(a).Exclusive);
         p.AssertClean();
     }
+
+    [Theory]
+    [InlineData(0)]   // pgd_alloc() fails
+    [InlineData(1)]   // the PGD fits, the first table below it does not
+    [InlineData(3)]   // the PTE table does not
+    public void ForkWithoutMemoryForTheChildsTablesFailsWithEnomemAndLeavesTheParentIntact(int spare)
+    {
+        var p = Proc.Boot(new KernelConfig { RamBytes = 8UL << 20 });
+        ulong a = p.MmapAnon(2040);
+        ulong i = 0;
+        // Touch pages until exactly `spare` frames are left (no further fault: it would OOM-kill us).
+        while (p.K.Buddy.FreePages > spare && i < 2040)
+        {
+            p.Write(a + i * 4096, i + 1);
+            i++;
+        }
+        Assert.Equal(spare, p.K.Buddy.FreePages);
+        long used = p.K.Buddy.UsedPages;
+        var (child, ret) = p.K.Run(p.T, () => p.K.SysFork());
+        Assert.Null(child);
+        Assert.Equal(-Errno.ENOMEM, ret);
+        Assert.Equal(used, p.K.Buddy.UsedPages);
+        Assert.Equal(1UL, p.Read(a));
+        Assert.True(p.Pagemap(a).Exclusive);
+        p.AssertClean();
+    }
 }

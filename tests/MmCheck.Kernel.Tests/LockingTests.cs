@@ -518,4 +518,19 @@ public class LockingTests
             Assert.True(ok, $"{from} → {to} (took {to} in {ctx.TakenIn} holding {from} from {ctx.HeldIn}) is against docs/locking.md");
         }
     }
+
+    [Fact]
+    public void AnExceptionEscapingAKernelPathIsReportedAsADefectNotLost()
+    {
+        var k = new Linux.Kernel();
+        var t = k.CreateProcess("t");
+        var e = Assert.Throws<TaskIncompleteException>(() => k.Run(t, async () =>
+        {
+            await k.MmapReadLock(t.Mm!);
+            throw new InvalidOperationException("boom");
+        }));
+        Assert.Contains("defect", e.Message);
+        Assert.IsType<InvalidOperationException>(e.InnerException);
+        Assert.Single(((DirectScheduler)k.Sched).Defects);
+    }
 }

@@ -56,7 +56,7 @@ internal static class WorkerPool
 
     /// <summary>CPU time of the calling thread in nanoseconds (Linux: /proc/thread-self/schedstat),
     /// 0 elsewhere. Measures the work itself on a machine shared with other processes.</summary>
-    internal static long ThreadCpuNanoseconds()
+    private static long ThreadCpuNanoseconds()
     {
         if (!OperatingSystem.IsLinux())
         {

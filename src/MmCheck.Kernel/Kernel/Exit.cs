@@ -4,6 +4,7 @@ namespace Linux;
 public sealed partial class Kernel
 {
     /// <summary>do_exit(): the task gives up its mm and files and dies.</summary>
+    /// <remarks>Context: process context, no locks held; does not return to user space.</remarks>
     [KernelSymbol("do_exit", "kernel/exit.c")]
     public async ValueTask DoExit()
     {
@@ -15,6 +16,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>exit_mm(): detach the mm from the task, then mmput().</summary>
+    /// <remarks>Context: no locks held; may sleep.</remarks>
     [KernelSymbol("exit_mm", "kernel/exit.c")]
     private async ValueTask ExitMm(TaskStruct t)
     {
@@ -28,6 +30,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>mmput(): the last user tears the address space down.</summary>
+    /// <remarks>Context: no locks held; may sleep (exit_mmap() takes the mmap write lock).</remarks>
     [KernelSymbol("mmput", "kernel/fork.c")]
     public async ValueTask Mmput(MmStruct mm)
     {

@@ -7,6 +7,7 @@ public sealed partial class Kernel
     /// fork(2) → kernel_clone() → copy_process(): a new process whose mm is a copy of the
     /// caller's. Returns the child task (the caller's return value is its pid), or an -errno.
     /// </summary>
+    /// <remarks>Context: process context, no locks held; may sleep.</remarks>
     [KernelSymbol("kernel_clone", "kernel/fork.c")]
     public async ValueTask<(TaskStruct? Child, int Err)> KernelClone()
     {
@@ -22,10 +23,14 @@ public sealed partial class Kernel
     }
 
     /// <summary>dup_mm(): a fresh mm (new PGD) filled by dup_mmap().</summary>
+    /// <remarks>Context: no locks held; dup_mmap() takes the mmap locks.</remarks>
     [KernelSymbol("dup_mm", "kernel/fork.c")]
     private async ValueTask<(MmStruct? Mm, int Err)> DupMm(MmStruct oldmm)
     {
-        var mm = MmAllocCore(isInitMm: false);
+        if (TryMmAllocCore(isInitMm: false) is not { } mm)
+        {
+            return (null, -Errno.ENOMEM);
+        }
         mm.MmapBase = oldmm.MmapBase;
         mm.TaskSize = oldmm.TaskSize;
         int err = await DupMmap(mm, oldmm);
@@ -45,6 +50,7 @@ public sealed partial class Kernel
     /// (variant dup_mmap.open_order = open_after_copy) it was linked into i_mmap first, then the
     /// tree, then copy_page_range(), and ->open() came last. The parent's TLB is flushed at the end.
     /// </summary>
+    /// <remarks>Context: no locks held on entry; takes the parent's mmap write lock, then the child's nested.</remarks>
     [KernelSymbol("dup_mmap", "mm/mmap.c")]
     public async ValueTask<int> DupMmap(MmStruct mm, MmStruct oldmm)
     {

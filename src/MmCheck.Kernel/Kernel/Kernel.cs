@@ -167,10 +167,17 @@ public sealed partial class Kernel
     }
 
     /// <summary>mm_alloc() core: an mm with a fresh PGD (pgd_alloc() copies the kernel half).</summary>
-    private MmStruct MmAllocCore(bool isInitMm)
+    private MmStruct MmAllocCore(bool isInitMm) =>
+        TryMmAllocCore(isInitMm) ?? throw new InvalidOperationException("model defect: no RAM for a PGD at boot");
+
+    /// <summary>mm_alloc(): null when pgd_alloc() finds no free frame (fork then fails with -ENOMEM).</summary>
+    private MmStruct? TryMmAllocCore(bool isInitMm)
     {
+        if (TryNewPageTable(null, 5) is not { } pgd)
+        {
+            return null;
+        }
         int id = _nextMmId++;
-        var pgd = NewPageTable(null, 5, Paging.PtrsPerPgd);
         var mm = new MmStruct(this, id, pgd, Paging.TaskSize);
         pgd.Mm = mm;
         if (!isInitMm)

@@ -1,7 +1,7 @@
 namespace Linux;
 
 /// <summary>A task body that did not run to its end (a deadlock, or BUG in the model).</summary>
-public sealed class TaskIncompleteException(string message) : Exception(message);
+public sealed class TaskIncompleteException(string message, Exception? inner = null) : Exception(message, inner);
 
 // Running kernel code without the explorer: unit tests, benchmarks and conformance use these.
 public sealed partial class Kernel
@@ -15,11 +15,17 @@ public sealed partial class Kernel
         }
         T? result = default;
         bool done = false;
+        int defects = ds.Defects.Count;
         ds.Run(t, async () =>
         {
             result = await f();
             done = true;
         });
+        if (ds.Defects.Count > defects)
+        {
+            var e = ds.Defects[defects];
+            throw new TaskIncompleteException($"{t} did not complete: a defect of the model: {e.Message}", e);
+        }
         if (!done)
         {
             throw new TaskIncompleteException($"{t} did not complete: {string.Join("; ", ds.Findings)}");

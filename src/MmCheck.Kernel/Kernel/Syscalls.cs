@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using static Linux.PgTable;
 
 namespace Linux;
@@ -34,6 +35,7 @@ public sealed partial class Kernel
         CheckStaleTlb(t, fn);
     }
 
+    /// <remarks>Context: system call entry: process context, no locks held.</remarks>
     [KernelSymbol("mmap", "arch/x86/kernel/sys_x86_64.c")]
     public async ValueTask<long> SysMmap(ulong addr, ulong len, int prot, int flags, long fd, ulong off)
     {
@@ -43,6 +45,7 @@ public sealed partial class Kernel
         return r;
     }
 
+    /// <remarks>Context: system call entry: process context, no locks held.</remarks>
     [KernelSymbol("munmap", "mm/mmap.c")]
     public async ValueTask<long> SysMunmap(ulong addr, ulong len)
     {
@@ -52,6 +55,7 @@ public sealed partial class Kernel
         return r;
     }
 
+    /// <remarks>Context: system call entry: process context, no locks held.</remarks>
     [KernelSymbol("mprotect", "mm/mprotect.c")]
     public async ValueTask<long> SysMprotect(ulong start, ulong len, int prot)
     {
@@ -61,6 +65,7 @@ public sealed partial class Kernel
         return r;
     }
 
+    /// <remarks>Context: system call entry: process context, no locks held.</remarks>
     [KernelSymbol("mremap", "mm/mremap.c")]
     public async ValueTask<long> SysMremap(ulong addr, ulong oldLen, ulong newLen, int flags, ulong newAddr)
     {
@@ -70,6 +75,7 @@ public sealed partial class Kernel
         return r;
     }
 
+    /// <remarks>Context: system call entry: process context, no locks held.</remarks>
     [KernelSymbol("madvise", "mm/madvise.c")]
     public async ValueTask<long> SysMadvise(ulong start, ulong len, int behavior)
     {
@@ -79,6 +85,7 @@ public sealed partial class Kernel
         return r;
     }
 
+    /// <remarks>Context: system call entry: process context, no locks held.</remarks>
     [KernelSymbol("memfd_create", "mm/memfd.c")]
     public async ValueTask<long> SysMemfdCreate(string name, uint flags)
     {
@@ -88,6 +95,7 @@ public sealed partial class Kernel
         return r;
     }
 
+    /// <remarks>Context: system call entry: process context, no locks held.</remarks>
     [KernelSymbol("ftruncate", "fs/open.c")]
     public async ValueTask<long> SysFtruncate(long fd, long length)
     {
@@ -118,6 +126,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>fork(2): returns the child task to the parent (whose return value is its pid).</summary>
+    /// <remarks>Context: system call entry: process context, no locks held.</remarks>
     [KernelSymbol("fork", "kernel/fork.c")]
     public async ValueTask<(TaskStruct? Child, long Ret)> SysFork()
     {
@@ -128,6 +137,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>exit(2): the task never returns.</summary>
+    /// <remarks>Context: system call entry: process context, no locks held.</remarks>
     [KernelSymbol("exit", "kernel/exit.c")]
     public async ValueTask SysExit()
     {
@@ -136,53 +146,99 @@ public sealed partial class Kernel
         Current!.SchedState = TaskSchedState.Dead;
     }
 
-    /// <summary>Leaf PTE writes of the current kernel entry, for the TLB check at return.</summary>
+    /// <summary>Leaf PTE writes of the current kernel entry, for the TLB check at return. A write to
+    /// the page after the last one extends its run, so zapping or write-protecting a range costs one
+    /// entry, not one per page.</summary>
     internal void NoteLeafWrite(MmStruct mm, ulong addr)
     {
-        if (Current is { } t)
+        if (Current is not { } t)
         {
-            (t.LeafWrites ??= []).Add((mm, addr));
+            return;
         }
+        var writes = t.LeafWrites ??= [];
+        if (writes.Count > 0)
+        {
+            var span = CollectionsMarshal.AsSpan(writes);
+            ref var last = ref span[^1];
+            if (last.Mm == mm && last.Addr + (last.Pages << PAGE_SHIFT) == addr)
+            {
+                last.Pages++;
+                return;
+            }
+        }
+        writes.Add(new LeafWriteRun(mm, addr, 1));
     }
 
     /// <summary>
     /// tlb-coherent: when a task goes back to user space, no CPU may still cache a translation of a
     /// page whose PTE this task changed in a way that needed a flush (gone, moved, or lost RW).
     /// </summary>
+    /// <remarks>Every written page is checked on every CPU, in the order written; a run no TLB caches
+    /// any page of (the common case after a flush) is passed over with one look at each TLB.</remarks>
     private void CheckStaleTlb(TaskStruct t, string fn)
     {
         if (t.LeafWrites is not { Count: > 0 } writes)
         {
             return;
         }
-        foreach (var (mm, addr) in writes)
+        foreach (var run in writes)
         {
-            ulong vpn = addr >> PAGE_SHIFT;
-            foreach (var cpu in Cpus)
+            if (!AnyTlbCaches(run))
             {
-                if (!cpu.Tlb.TryGet(mm.Id, vpn, out var e))
-                {
-                    continue;
-                }
-                ulong v = 0;
-                int level = 0;
-                bool ok = !mm.Dead && PeekLeaf(mm, addr, out v, out level) && (v & X86Pte._PAGE_PRESENT) != 0;
-                if (ok)
-                {
-                    ulong pfn = level == 1
-                        ? PtePfn(new Pte(v))
-                        : ((v & X86Pte.PTE_PFN_MASK & ~((1UL << Paging.ShiftOfLevel(level)) - 1)) >> PAGE_SHIFT) +
-                          ((addr & ((1UL << Paging.ShiftOfLevel(level)) - 1)) >> PAGE_SHIFT);
-                    ok = pfn == e.Pfn && (!e.Writable || (v & X86Pte._PAGE_RW) != 0);
-                }
-                if (!ok)
-                {
-                    Violation(Invariants.TlbCoherent,
-                        $"pid {t.Pid} returned to user space while cpu{cpu.Id}'s TLB still maps {addr:x} → pfn {e.Pfn:x}" +
-                        (e.Writable ? " writable" : "") + " after its PTE changed without a flush", fn);
-                }
+                continue;
+            }
+            for (ulong i = 0; i < run.Pages; i++)
+            {
+                CheckStaleTlbPage(t, run.Mm, run.Addr + (i << PAGE_SHIFT), fn);
             }
         }
         writes.Clear();
     }
+
+    /// <summary>Whether some CPU's TLB caches a page of <paramref name="run"/>.</summary>
+    private bool AnyTlbCaches(LeafWriteRun run)
+    {
+        ulong vpn = run.Addr >> PAGE_SHIFT;
+        foreach (var cpu in Cpus)
+        {
+            if (cpu.Tlb.AnyInRange(run.Mm.Id, vpn, vpn + run.Pages))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private void CheckStaleTlbPage(TaskStruct t, MmStruct mm, ulong addr, string fn)
+    {
+        ulong vpn = addr >> PAGE_SHIFT;
+        foreach (var cpu in Cpus)
+        {
+            if (!cpu.Tlb.TryGet(mm.Id, vpn, out var e))
+            {
+                continue;
+            }
+            ulong v = 0;
+            int level = 0;
+            bool ok = !mm.Dead && PeekLeaf(mm, addr, out v, out level) && (v & X86Pte._PAGE_PRESENT) != 0;
+            if (ok)
+            {
+                ulong pfn = level == 1
+                    ? PtePfn(new Pte(v))
+                    : ((v & X86Pte.PTE_PFN_MASK & ~((1UL << Paging.ShiftOfLevel(level)) - 1)) >> PAGE_SHIFT) +
+                      ((addr & ((1UL << Paging.ShiftOfLevel(level)) - 1)) >> PAGE_SHIFT);
+                ok = pfn == e.Pfn && (!e.Writable || (v & X86Pte._PAGE_RW) != 0);
+            }
+            if (!ok)
+            {
+                Violation(Invariants.TlbCoherent,
+                    $"pid {t.Pid} returned to user space while cpu{cpu.Id}'s TLB still maps {addr:x} → pfn {e.Pfn:x}" +
+                    (e.Writable ? " writable" : "") + " after its PTE changed without a flush", fn);
+            }
+        }
+    }
 }
+
+/// <summary>Leaf entries a task wrote for pages [Addr, Addr + Pages × PAGE_SIZE) of one mm, in
+/// ascending order, during one kernel entry.</summary>
+internal record struct LeafWriteRun(MmStruct Mm, ulong Addr, ulong Pages);

@@ -70,8 +70,9 @@ public sealed class TaskStruct
     public bool FatalSignalPending;
     /// <summary>struct vm_fault instances: the kernel keeps them on the stack; the model reuses them.</summary>
     internal readonly Stack<VmFaultInfo> FaultFrames = new();
-    /// <summary>Leaf page-table entries written during the current kernel entry (for the TLB check).</summary>
-    internal List<(MmStruct Mm, ulong Addr)>? LeafWrites;
+    /// <summary>Leaf page-table entries written during the current kernel entry (for the TLB check),
+    /// as runs of consecutive pages.</summary>
+    internal List<LeafWriteRun>? LeafWrites;
 
     internal TaskStruct(int pid, string comm, MmStruct? mm, FilesStruct files, Cpu cpu)
     {

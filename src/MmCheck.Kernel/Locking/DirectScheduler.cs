@@ -13,6 +13,10 @@ public sealed class DirectScheduler : Scheduler
     /// <summary>Findings reported so far, in order.</summary>
     public List<Finding> Findings { get; } = [];
 
+    /// <summary>Exceptions that escaped a task body: defects of the model (never findings), kept so
+    /// that <see cref="Kernel.Run{T}"/> can report them instead of a silently unfinished task.</summary>
+    public List<Exception> Defects { get; } = [];
+
     public override SchedYield Point(SchedPointKind kind, ulong obj, string function) => SchedYield.Continue;
 
     public override SchedYield Sleep(object channel, string function)
@@ -39,8 +43,21 @@ public sealed class DirectScheduler : Scheduler
     public override void Spawn(TaskStruct task, Func<ValueTask> body, string name)
     {
         task.SchedState = TaskSchedState.Runnable;
-        task.Continuation = () => _ = RunTaskBody(task, body);
+        task.Continuation = () => _ = RunCatchingDefects(task, body);
         _runQueue.Enqueue(task);
+    }
+
+    private async ValueTask RunCatchingDefects(TaskStruct task, Func<ValueTask> body)
+    {
+        try
+        {
+            await RunTaskBody(task, body);
+        }
+        catch (Exception e)
+        {
+            Defects.Add(e);
+            task.SchedState = TaskSchedState.Dead;
+        }
     }
 
     protected internal override void Suspend(Action continuation)

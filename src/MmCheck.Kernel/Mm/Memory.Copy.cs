@@ -69,6 +69,7 @@ public sealed partial class Kernel
         return ret;
     }
 
+    /// <remarks>Context: both mmap locks write-held; the source VMA write-locked.</remarks>
     [KernelSymbol("copy_p4d_range", "mm/memory.c")]
     private async ValueTask<int> CopyP4dRange(VmAreaStruct dstVma, VmAreaStruct srcVma, PtPtr dstPgd, PtPtr srcPgd, ulong addr, ulong end)
     {
@@ -93,6 +94,7 @@ public sealed partial class Kernel
         return 0;
     }
 
+    /// <remarks>Context: both mmap locks write-held; the source VMA write-locked.</remarks>
     [KernelSymbol("copy_pud_range", "mm/memory.c")]
     private async ValueTask<int> CopyPudRange(VmAreaStruct dstVma, VmAreaStruct srcVma, PtPtr dstP4d, PtPtr srcP4d, ulong addr, ulong end)
     {
@@ -122,6 +124,7 @@ public sealed partial class Kernel
         return 0;
     }
 
+    /// <remarks>Context: both mmap locks write-held; the source VMA write-locked.</remarks>
     [KernelSymbol("copy_pmd_range", "mm/memory.c")]
     private async ValueTask<int> CopyPmdRange(VmAreaStruct dstVma, VmAreaStruct srcVma, PtPtr dstPud, PtPtr srcPud, ulong addr, ulong end)
     {
@@ -158,6 +161,7 @@ public sealed partial class Kernel
     /// A page that must be copied eagerly needs a preallocated folio: drop both locks, allocate,
     /// and resume (-EAGAIN).
     /// </summary>
+    /// <remarks>Context: both mmap locks write-held; takes the destination PTL, then the source PTL nested.</remarks>
     [KernelSymbol("copy_pte_range", "mm/memory.c")]
     private async ValueTask<int> CopyPteRange(VmAreaStruct dstVma, VmAreaStruct srcVma, PtPtr dstPmd, PtPtr srcPmd, ulong addr, ulong end)
     {
@@ -343,6 +347,7 @@ public sealed partial class Kernel
     /// device-exclusive entries are restored first (-ENOENT: copy the present PTE), hwpoison
     /// entries are copied. Returns 0, -ENOENT or -EBUSY.
     /// </summary>
+    /// <remarks>Context: both PTLs held.</remarks>
     [KernelSymbol("copy_nonpresent_pte", "mm/memory.c")]
     private async ValueTask<int> CopyNonpresentPte(MmStruct dstMm, PtPtr dstPte, PtPtr srcPte,
         VmAreaStruct dstVma, VmAreaStruct srcVma, ulong addr)

@@ -121,6 +121,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>__handle_mm_fault(): walks (allocating) to the PMD, tries huge leaves, then the PTE.</summary>
+    /// <remarks>Context: mmap_lock read-held, or the VMA read-locked (FAULT_FLAG_VMA_LOCK); no page-table lock.</remarks>
     [KernelSymbol("__handle_mm_fault", "mm/memory.c")]
     private async ValueTask<VmFault> __HandleMmFault(VmFaultInfo vmf)
     {
@@ -202,17 +203,20 @@ public sealed partial class Kernel
     }
 
     /// <summary>create_huge_pmd(): only ->huge_fault in the model (anonymous THP is not modelled).</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; the PMD lock is taken by the handler.</remarks>
     [KernelSymbol("create_huge_pmd", "mm/memory.c")]
     private async ValueTask<VmFault> CreateHugePmd(VmFaultInfo vmf) =>
         vmf.Vma.VmOps?.HugeFault is { } hf ? await hf(vmf, Paging.PmdShift - PAGE_SHIFT) : VM_FAULT_FALLBACK;
 
     /// <summary>create_huge_pud().</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; the PUD lock is taken by the handler.</remarks>
     [KernelSymbol("create_huge_pud", "mm/memory.c")]
     private async ValueTask<VmFault> CreateHugePud(VmFaultInfo vmf) =>
         vmf.Vma.VmOps?.HugeFault is { } hf ? await hf(vmf, Paging.PudShift - PAGE_SHIFT) : VM_FAULT_FALLBACK;
 
     /// <summary>wp_huge_pmd(): a write to a read-only huge PFN map goes back to the driver, which
     /// may split (VM_FAULT_FALLBACK) — the kernel then splits the PMD.</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; PMD lock not held.</remarks>
     [KernelSymbol("wp_huge_pmd", "mm/memory.c")]
     private async ValueTask<VmFault> WpHugePmd(VmFaultInfo vmf)
     {
@@ -230,6 +234,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>wp_huge_pud().</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; PUD lock not held.</remarks>
     [KernelSymbol("wp_huge_pud", "mm/memory.c")]
     private async ValueTask<VmFault> WpHugePud(VmFaultInfo vmf, Pud orig)
     {
@@ -433,6 +438,7 @@ public sealed partial class Kernel
         return ret;
     }
 
+    /// <remarks>Context: mmap_lock read-held, or only the VMA read lock, in which case the mmap lock is trylocked.</remarks>
     [KernelSymbol("__vmf_anon_prepare", "mm/memory.c")]
     private async ValueTask<VmFault> __VmfAnonPrepare(VmFaultInfo vmf)
     {
@@ -458,6 +464,7 @@ public sealed partial class Kernel
     /// vmf_can_call_fault(): ->fault may need the mmap lock unless the VMA has ->map_pages;
     /// under only the VMA lock, drop it and retry.
     /// </summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; with only the VMA lock it is dropped before VM_FAULT_RETRY.</remarks>
     [KernelSymbol("vmf_can_call_fault", "mm/memory.c")]
     private async ValueTask<VmFault> VmfCanCallFault(VmFaultInfo vmf)
     {
@@ -471,6 +478,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>do_fault(): file-backed (or driver) VMAs: read, COW or shared fault.</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; no PTL held.</remarks>
     [KernelSymbol("do_fault", "mm/memory.c")]
     private async ValueTask<VmFault> DoFault(VmFaultInfo vmf)
     {
@@ -519,6 +527,7 @@ public sealed partial class Kernel
     /// do_fault_around(): maps the page-cache pages already present around the fault, within the
     /// VMA and one page table, naturally aligned to fault_around_bytes.
     /// </summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; ->map_pages takes the PTL itself.</remarks>
     [KernelSymbol("do_fault_around", "mm/memory.c")]
     private async ValueTask<VmFault> DoFaultAround(VmFaultInfo vmf)
     {
@@ -539,6 +548,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>do_read_fault(): fault-around first, then ->fault and finish_fault().</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; no PTL held.</remarks>
     [KernelSymbol("do_read_fault", "mm/memory.c")]
     private async ValueTask<VmFault> DoReadFault(VmFaultInfo vmf)
     {
@@ -572,6 +582,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>do_cow_fault(): a write to a private file mapping copies the page into a new anon folio.</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; no PTL held.</remarks>
     [KernelSymbol("do_cow_fault", "mm/memory.c")]
     private async ValueTask<VmFault> DoCowFault(VmFaultInfo vmf)
     {
@@ -614,6 +625,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>do_shared_fault(): ->fault, ->page_mkwrite if any, then map writable and dirty.</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; no PTL held.</remarks>
     [KernelSymbol("do_shared_fault", "mm/memory.c")]
     private async ValueTask<VmFault> DoSharedFault(VmFaultInfo vmf)
     {
@@ -654,6 +666,7 @@ public sealed partial class Kernel
     /// __do_fault(): preallocates a PTE table if the PMD is empty (so no allocation happens under
     /// the folio lock), calls ->fault, and returns with the folio locked.
     /// </summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; no PTL held. Returns with the folio locked unless the result is an error, NOPAGE or RETRY.</remarks>
     [KernelSymbol("__do_fault", "mm/memory.c")]
     private async ValueTask<VmFault> __DoFault(VmFaultInfo vmf)
     {
@@ -687,6 +700,7 @@ public sealed partial class Kernel
     /// finish_fault(): installs the PTE for the page ->fault (or the COW copy) produced, after
     /// re-checking under the PTL that nobody faulted it in meanwhile. Consumes one reference.
     /// </summary>
+    /// <remarks>Context: folio locked; takes and releases the PTL.</remarks>
     [KernelSymbol("finish_fault", "mm/memory.c")]
     public async ValueTask<VmFault> FinishFault(VmFaultInfo vmf)
     {
@@ -771,6 +785,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>do_page_mkwrite(): lets the backing store know a page is about to become writable.</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; PTL not held; the folio is locked on a successful return.</remarks>
     [KernelSymbol("do_page_mkwrite", "mm/memory.c")]
     private async ValueTask<VmFault> DoPageMkwrite(VmFaultInfo vmf, Folio folio)
     {
@@ -796,6 +811,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>fault_dirty_shared_page(): the written page is dirty; releases the folio lock.</summary>
+    /// <remarks>Context: folio locked on entry; unlocked on return.</remarks>
     [KernelSymbol("fault_dirty_shared_page", "mm/memory.c")]
     private async ValueTask<VmFault> FaultDirtySharedPage(VmFaultInfo vmf, Folio folio)
     {
@@ -867,6 +883,7 @@ public sealed partial class Kernel
     /// wp_can_reuse_anon_folio(): without PageAnonExclusive, reuse only if ours is the only
     /// reference, checked again under the folio lock; the folio then moves to this VMA's anon_vma.
     /// </summary>
+    /// <remarks>Context: PTL held (only trylocks the folio).</remarks>
     [KernelSymbol("wp_can_reuse_anon_folio", "mm/memory.c")]
     private async ValueTask<bool> WpCanReuseAnonFolio(Folio folio, VmAreaStruct vma)
     {
@@ -874,7 +891,9 @@ public sealed partial class Kernel
         {
             return false;
         }
-        // lru_add_drain(): the model keeps no per-CPU LRU batches holding extra references.
+        // The kernel drains this CPU's LRU batches only for a folio without PG_lru. The model's new
+        // folios are on the LRU at once (no lru_add batch), and a folio on the lazyfree batch keeps
+        // PG_lru until the batch moves, so that drain never applies here.
         int swapcache = FolioTestSwapcache(folio) ? 1 : 0;
         if (FolioRefCount(folio) > 1 + swapcache)
         {
@@ -914,6 +933,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>wp_page_reuse(): make the existing PTE writable and dirty; releases the PTL.</summary>
+    /// <remarks>Context: PTL held on entry; released on return.</remarks>
     [KernelSymbol("wp_page_reuse", "mm/memory.c")]
     private async ValueTask WpPageReuse(VmFaultInfo vmf, Folio? folio)
     {
@@ -1044,6 +1064,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>finish_mkwrite_fault(): after ->pfn_mkwrite/->page_mkwrite, re-check and reuse.</summary>
+    /// <remarks>Context: PTL not held; taken, and released by wp_page_reuse() or on a changed PTE.</remarks>
     [KernelSymbol("finish_mkwrite_fault", "mm/memory.c")]
     private async ValueTask<VmFault> FinishMkwriteFault(VmFaultInfo vmf, Folio? folio)
     {
@@ -1063,6 +1084,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>wp_pfn_shared(): a write to a read-only PFN in a shared mapping: ->pfn_mkwrite, then writable.</summary>
+    /// <remarks>Context: PTL held on entry; released on return.</remarks>
     [KernelSymbol("wp_pfn_shared", "mm/memory.c")]
     private async ValueTask<VmFault> WpPfnShared(VmFaultInfo vmf)
     {
@@ -1088,6 +1110,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>wp_page_shared(): a write to a read-only page in a shared mapping.</summary>
+    /// <remarks>Context: PTL held on entry; released before ->page_mkwrite.</remarks>
     [KernelSymbol("wp_page_shared", "mm/memory.c")]
     private async ValueTask<VmFault> WpPageShared(VmFaultInfo vmf, Folio folio)
     {
@@ -1134,6 +1157,7 @@ public sealed partial class Kernel
     /// genuine swap entry or a migration entry cannot exist; markers, hwpoison and
     /// device-exclusive entries are handled as the kernel does.
     /// </summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; no PTL held.</remarks>
     [KernelSymbol("do_swap_page", "mm/memory.c")]
     private async ValueTask<VmFault> DoSwapPage(VmFaultInfo vmf)
     {
@@ -1159,6 +1183,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>handle_pte_marker(): poisoned → HWPOISON, guard → SIGSEGV, uffd-wp → treat as missing.</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; no PTL held.</remarks>
     [KernelSymbol("handle_pte_marker", "mm/memory.c")]
     private async ValueTask<VmFault> HandlePteMarker(VmFaultInfo vmf)
     {
@@ -1183,6 +1208,7 @@ public sealed partial class Kernel
         return VM_FAULT_SIGBUS;
     }
 
+    /// <remarks>Context: mmap_lock or VMA read lock; takes and releases the PTL.</remarks>
     [KernelSymbol("pte_marker_clear", "mm/memory.c")]
     private async ValueTask<VmFault> PteMarkerClear(VmFaultInfo vmf)
     {
@@ -1202,6 +1228,7 @@ public sealed partial class Kernel
     /// remove_device_exclusive_entry(): a CPU access ends a device's exclusive access: with the
     /// folio locked and the device told (MMU_NOTIFY_CLEAR), restore the original PTE.
     /// </summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; takes the folio lock, then the PTL.</remarks>
     [KernelSymbol("remove_device_exclusive_entry", "mm/memory.c")]
     private async ValueTask<VmFault> RemoveDeviceExclusiveEntry(VmFaultInfo vmf)
     {

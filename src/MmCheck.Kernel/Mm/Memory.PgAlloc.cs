@@ -444,6 +444,7 @@ public sealed partial class Kernel
         await __PmdAlloc(mm, pud, addr) != 0 ? null : PmdOffset(pud, addr);
 
     /// <summary>__p4d_alloc(): allocate, then install under page_table_lock unless someone beat us.</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; takes mm->page_table_lock to install.</remarks>
     [KernelSymbol("__p4d_alloc", "mm/memory.c")]
     public async ValueTask<int> __P4dAlloc(MmStruct mm, PtPtr pgd, ulong addr)
     {
@@ -466,6 +467,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>__pud_alloc().</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; takes mm->page_table_lock to install.</remarks>
     [KernelSymbol("__pud_alloc", "mm/memory.c")]
     public async ValueTask<int> __PudAlloc(MmStruct mm, PtPtr p4d, ulong addr)
     {
@@ -488,6 +490,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>__pmd_alloc(): install under pud_lock() (page_table_lock).</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; takes pud_lock() to install.</remarks>
     [KernelSymbol("__pmd_alloc", "mm/memory.c")]
     public async ValueTask<int> __PmdAlloc(MmStruct mm, PtPtr pud, ulong addr)
     {
@@ -517,6 +520,7 @@ public sealed partial class Kernel
     /// pmd_install(): installs a preallocated PTE table under the PMD lock if the PMD is still none;
     /// otherwise the caller frees it. Returns whether it was consumed.
     /// </summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; takes pmd_lock() to install.</remarks>
     [KernelSymbol("pmd_install", "mm/memory.c")]
     public async ValueTask<bool> PmdInstall(MmStruct mm, PtPtr pmd, PageTable pte, ulong addr)
     {
@@ -532,6 +536,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>__pte_alloc(): 0 or -ENOMEM.</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock (the tables above cannot be freed under it); no PTL held.</remarks>
     [KernelSymbol("__pte_alloc", "mm/memory.c")]
     public async ValueTask<int> __PteAlloc(MmStruct mm, PtPtr pmd, ulong addr)
     {

@@ -40,6 +40,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>unmap_single_vma(): clamps the range to the VMA.</summary>
+    /// <remarks>Context: mmap lock held; the caller gathers in an mmu_gather and flushes.</remarks>
     [KernelSymbol("unmap_single_vma", "mm/memory.c")]
     private async ValueTask UnmapSingleVma(MmuGather tlb, VmAreaStruct vma, ulong startAddr, ulong endAddr, ZapDetails? details)
     {
@@ -53,6 +54,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>unmap_page_range(): the PGD-level loop.</summary>
+    /// <remarks>Context: mmap lock held (or i_mmap_rwsem for unmap_mapping_range()); no PTL held.</remarks>
     [KernelSymbol("unmap_page_range", "mm/memory.c")]
     public async ValueTask UnmapPageRange(MmuGather tlb, VmAreaStruct vma, ulong addr, ulong end, ZapDetails? details)
     {
@@ -77,6 +79,7 @@ public sealed partial class Kernel
         }
     }
 
+    /// <remarks>Context: as unmap_page_range().</remarks>
     [KernelSymbol("zap_p4d_range", "mm/memory.c")]
     private async ValueTask ZapP4dRange(MmuGather tlb, VmAreaStruct vma, PtPtr pgd, ulong addr, ulong end, ZapDetails? details)
     {
@@ -95,6 +98,7 @@ public sealed partial class Kernel
         while (addr != end);
     }
 
+    /// <remarks>Context: as unmap_page_range().</remarks>
     [KernelSymbol("zap_pud_range", "mm/memory.c")]
     private async ValueTask ZapPudRange(MmuGather tlb, VmAreaStruct vma, PtPtr p4d, ulong addr, ulong end, ZapDetails? details)
     {
@@ -127,6 +131,7 @@ public sealed partial class Kernel
         while (addr != end);
     }
 
+    /// <remarks>Context: as unmap_page_range(); takes the PMD lock for huge leaves.</remarks>
     [KernelSymbol("zap_pmd_range", "mm/memory.c")]
     private async ValueTask ZapPmdRange(MmuGather tlb, VmAreaStruct vma, PtPtr pud, ulong addr, ulong end, ZapDetails? details)
     {
@@ -163,6 +168,7 @@ public sealed partial class Kernel
     /// zap_pte_range(): under the PTE lock, clear each entry; present pages lose their rmap now and
     /// their reference after the TLB flush (mmu_gather).
     /// </summary>
+    /// <remarks>Context: as unmap_page_range(); takes and releases the PTL.</remarks>
     [KernelSymbol("zap_pte_range", "mm/memory.c")]
     private async ValueTask ZapPteRange(MmuGather tlb, VmAreaStruct vma, PtPtr pmd, ulong addr, ulong end, ZapDetails? details)
     {
@@ -291,6 +297,7 @@ public sealed partial class Kernel
     /// zap_page_range_single(): zap one VMA's range with its own mmu_gather, under
     /// MMU_NOTIFY_CLEAR.
     /// </summary>
+    /// <remarks>Context: mmap lock held (read at least), or i_mmap_rwsem read-held.</remarks>
     [KernelSymbol("zap_page_range_single", "mm/memory.c")]
     public async ValueTask ZapPageRangeSingle(VmAreaStruct vma, ulong address, ulong size, ZapDetails? details)
     {
@@ -303,6 +310,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>zap_vma_ptes(): drivers remove PTEs they installed in a VM_PFNMAP VMA.</summary>
+    /// <remarks>Context: mmap lock held (read at least); for VM_PFNMAP VMAs.</remarks>
     [KernelSymbol("zap_vma_ptes", "mm/memory.c")]
     public async ValueTask ZapVmaPtes(VmAreaStruct vma, ulong address, ulong size)
     {
@@ -317,6 +325,7 @@ public sealed partial class Kernel
     /// unmap_mapping_pages(): zaps [start, start+nr) of the file in every VMA on i_mmap.
     /// Takes no mmap_lock: only VMAs already linked into i_mmap are found.
     /// </summary>
+    /// <remarks>Context: no mmap lock needed; takes i_mmap_rwsem for read.</remarks>
     [KernelSymbol("unmap_mapping_pages", "mm/memory.c")]
     public async ValueTask UnmapMappingPages(AddressSpace mapping, ulong start, ulong nr, bool evenCows)
     {

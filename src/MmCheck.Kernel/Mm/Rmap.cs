@@ -167,6 +167,7 @@ public sealed partial class Kernel
     /// anon_vma_clone(): links <paramref name="dst"/> into every anon_vma <paramref name="src"/> is
     /// in. On fork, an anon_vma with no VMA left and at most one child is reused as dst's own.
     /// </summary>
+    /// <remarks>Context: mmap write lock held; takes the anon_vma root rwsem.</remarks>
     [KernelSymbol("anon_vma_clone", "mm/rmap.c")]
     public async ValueTask<int> AnonVmaClone(VmAreaStruct dst, VmAreaStruct src, VmaOperation op)
     {
@@ -207,6 +208,7 @@ public sealed partial class Kernel
     /// anon_vma_fork(): the child VMA joins the parent's anon_vmas (so rmap finds pages still
     /// shared with the child) and gets its own anon_vma for the pages it COWs.
     /// </summary>
+    /// <remarks>Context: both mmap locks write-held; takes the anon_vma root rwsem.</remarks>
     [KernelSymbol("anon_vma_fork", "mm/rmap.c")]
     public async ValueTask<int> AnonVmaFork(VmAreaStruct vma, VmAreaStruct pvma)
     {

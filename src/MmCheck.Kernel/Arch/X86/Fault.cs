@@ -161,6 +161,7 @@ public sealed partial class Kernel
     /// lock_vma_under_rcu(): finds the VMA without the mmap lock and read-locks it; null if it is
     /// write-locked or the address is in a gap (the caller falls back to the mmap lock).
     /// </summary>
+    /// <remarks>Context: no lock held; returns the VMA read-locked, or null.</remarks>
     [KernelSymbol("lock_vma_under_rcu", "mm/mmap_lock.c")]
     public async ValueTask<VmAreaStruct?> LockVmaUnderRcu(MmStruct mm, ulong address)
     {
@@ -200,6 +201,7 @@ public sealed partial class Kernel
     /// null (lock dropped) if there is none. Stack expansion (VM_GROWSDOWN) is not modelled: such an
     /// address below the stack VMA gets SIGSEGV.
     /// </summary>
+    /// <remarks>Context: no lock held; returns with the mmap read lock held if it found a VMA, else with no lock.</remarks>
     [KernelSymbol("lock_mm_and_find_vma", "mm/memory.c")]
     public async ValueTask<VmAreaStruct?> LockMmAndFindVma(MmStruct mm, ulong addr)
     {

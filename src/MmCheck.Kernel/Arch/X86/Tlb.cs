@@ -142,6 +142,36 @@ public sealed class Tlb(int cpu)
 
     public int InvalidateMm(int mm) => InvalidateRange(mm, 0, 1UL << VpnBits);
 
+    /// <summary>Whether any page of [<paramref name="startVpn"/>, <paramref name="endVpn"/>) of
+    /// <paramref name="mm"/> is cached: a probe per page for short ranges, else one pass over the slots.</summary>
+    public bool AnyInRange(int mm, ulong startVpn, ulong endVpn)
+    {
+        if (_count == 0)
+        {
+            return false;
+        }
+        if (endVpn - startVpn <= Sets)
+        {
+            for (ulong v = startVpn; v < endVpn; v++)
+            {
+                if (Find(Tag(mm, v), v) >= 0)
+                {
+                    return true;
+                }
+            }
+            return false;
+        }
+        ulong lo = Tag(mm, startVpn), hi = endVpn >= 1UL << VpnBits ? Tag(mm + 1, 0) : Tag(mm, endVpn);
+        for (int i = 0; i < Capacity; i++)
+        {
+            if (_tags[i] >= lo && _tags[i] < hi)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
     public IEnumerable<(int Mm, ulong Va, TlbEntry Entry)> Entries()
     {
         for (int i = 0; i < Capacity; i++)
