@@ -109,6 +109,34 @@ public class KnownRaceTests
     }
 
     [Fact]
+    public void ABugOnIsAFindingAndTheHangItLeavesIsNotADeadlock()
+    {
+        var t = Scenarios.CheckUnderLock(bug: true);
+        var r = TestKit.Dfs(t);
+        Assert.True(r.Complete);
+        // T0 dies holding A; when T1 then sleeps on A nothing can run, but that is the oops's doing.
+        var v = Assert.Single(r.Violations);
+        Assert.Equal(Invariants.Bug, v.Invariant);
+        Assert.Contains("flag set under A", v.Message);
+        Assert.All(r.Outcomes, o => Assert.Equal("yes", o.Outcome["T1:done"]));
+        Assert.True(r.Outcomes.Sum(o => o.Count) < r.Schedules - r.Redundant, "some execution ended with T1 asleep on A");
+        TestKit.AssertTracesReplay(t, r);
+    }
+
+    [Fact]
+    public void AWarnOnIsAFindingAndTheTaskGoesOn()
+    {
+        var t = Scenarios.CheckUnderLock(bug: false);
+        var r = TestKit.Dfs(t);
+        Assert.True(r.Complete);
+        var v = Assert.Single(r.Violations);
+        Assert.Equal(Invariants.Warn, v.Invariant);
+        Assert.Equal(r.Schedules - r.Redundant, r.Outcomes.Sum(o => o.Count));
+        Assert.All(r.Outcomes, o => Assert.Equal("yes", o.Outcome["T1:done"]));
+        TestKit.AssertTracesReplay(t, r);
+    }
+
+    [Fact]
     public void AFixupWithoutPteSameRacingAZapMapsAFreedPage()
     {
         var t = Scenarios.FaultVsZap(revalidate: false);

@@ -134,6 +134,45 @@ internal static class Scenarios
         return new Execution(k, () => Outcome.Empty);
     });
 
+    /// <summary>T0 checks under lock A, with BUG_ON (or WARN_ON), that a flag T1 sets locklessly
+    /// is clear; T1 then takes A. A BUG kills T0 with A held, and T1 sleeps on A for ever.</summary>
+    public static ExplorationTarget CheckUnderLock(bool bug) => new LambdaTarget(bug ? "bug-under-lock" : "warn-under-lock", (s, g) =>
+    {
+        var k = Boot(g);
+        var a = new Linux.Mutex(k, s_a, "A");
+        var t0 = k.CreateKernelThread("T0");
+        var t1 = k.CreateKernelThread("T1");
+        ulong flagObj = ObjId.Make(ObjId.Kind.Other, 0x7000);
+        int flag = 0;
+        string done = "no";
+        k.UseScheduler(s);
+        s.Spawn(t0, async () =>
+        {
+            await a.Lock();
+            await k.Sched.Point(SchedPointKind.ReadOnce, flagObj, "check");
+            k.Sched.Access(flagObj, write: false);
+            if (bug)
+            {
+                k.BugOn(flag != 0, "flag set under A");
+            }
+            else
+            {
+                k.WarnOn(flag != 0, "flag set under A");
+            }
+            await a.Unlock();
+        }, "T0");
+        s.Spawn(t1, async () =>
+        {
+            await k.Sched.Point(SchedPointKind.WriteOnce, flagObj, "set");
+            k.Sched.Access(flagObj, write: true);
+            flag = 1;
+            await a.Lock();
+            await a.Unlock();
+            done = "yes";
+        }, "T1");
+        return new Execution(k, () => Outcome.Of(("T1:done", done)));
+    });
+
     /// <summary>
     /// A fault-like fix-up reads the PTE locklessly, then rewrites it under the PTE lock; another
     /// thread zaps the page (MADV_DONTNEED) in between. Without the pte_same() re-check under the

@@ -265,6 +265,9 @@ public class FaultPathTests
         Assert.Equal(SIGSEGV, p.Store(a, 1).Signal);
         Assert.Equal(SIGSEGV, p.Load(a + 4096 * 1024).Signal);
         Assert.Equal(SIGSEGV, p.Load(0).Signal);
+        // Above TASK_SIZE: the kernel half of the address space is never a user VMA.
+        Assert.Equal(SIGSEGV, p.Load(0xffff888000001000UL).Signal);
+        Assert.Equal(SIGSEGV, p.Store(p.K.Paging.TaskSize, 1).Signal);
         Assert.Equal(0L, p.Mprotect(a, 4096, PROT_NONE));
         Assert.Equal(SIGSEGV, p.Load(a).Signal);
         p.AssertClean();

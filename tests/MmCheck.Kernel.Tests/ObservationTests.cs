@@ -158,8 +158,34 @@ public class ObservationTests
         string file = lines.Single(l => l.StartsWith($"{m:x}-", StringComparison.Ordinal));
         // Named: padded so that the name starts in column 73.
         Assert.Equal(73, file.IndexOf('/', StringComparison.Ordinal));
-        Assert.StartsWith($"{m:x}-{m + 4096:x} rw-s 00001000 00:00 ", file);
+        Assert.StartsWith($"{m:x}-{m + 4096:x} rw-s 00001000 00:01 ", file);
         Assert.EndsWith("/memfd:buf (deleted)", file);
         Assert.Equal(lines.Length, p.Vmas.Count);
+    }
+
+    [Fact]
+    public void PagemapReportsAProtNoneHugeLeafAsPresentWithItsPfn()
+    {
+        // pagemap_pmd_range(): pmd_present() is true for a PROT_NONE huge PMD (P clear, PSE set).
+        var p = Proc.Boot();
+        ulong a = (ulong)p.Mmap(0, 4UL << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+        ulong huge = (a + (2UL << 20)) & ~((2UL << 20) - 1);
+        ulong other = huge == a ? a + (2UL << 20) : a;
+        p.Write(other, 1);   // a PMD table that also holds huge's (empty) slot
+        var pmd = p.K.MmFindPmd(p.Mm, huge)!.Value;
+        Assert.Equal(0UL, pmd.Table.Entries[pmd.Index]);
+        var leaf = PgTable.PfnPmd(0x40000, PgTable.Pgprot4kToLarge(new PgProt(X86Pte.PAGE_NONE)));
+        Assert.True(PgTable.PmdPresent(leaf) && (leaf.Val & X86Pte._PAGE_PRESENT) == 0);
+        pmd.Table.Entries[pmd.Index] = leaf.Val;
+        try
+        {
+            var e = p.Pagemap(huge + 5 * 4096);
+            Assert.True(e.Present);
+            Assert.Equal(0x40005UL, e.Pfn);
+        }
+        finally
+        {
+            pmd.Table.Entries[pmd.Index] = 0;
+        }
     }
 }

@@ -215,15 +215,7 @@ public class TlbTests
         Assert.True(Cached(p, a, out var ro) && !ro.Writable);
         Assert.Equal(0L, p.Mprotect(a, 4096, PROT_READ | PROT_WRITE));
         Assert.False(Cached(p, a, out _));
-        Assert.True(MprotectNeedsFlush(ro: true));
         p.AssertClean();
-    }
-
-    private static bool MprotectNeedsFlush(bool ro)
-    {
-        var roPte = PgTable.PfnPte(5, new PgProt(X86Pte.PAGE_READONLY | X86Pte._PAGE_DIRTY));
-        var rwPte = PgTable.PteMkwriteNovma(roPte);
-        return ro ? Linux.Kernel.PteNeedsFlush(roPte, rwPte) : Linux.Kernel.PteNeedsFlush(rwPte, roPte);
     }
 
     [Fact]
@@ -239,7 +231,9 @@ public class TlbTests
         // Software bits never need a flush; a new PFN always does.
         Assert.False(Linux.Kernel.PteNeedsFlush(pte, PgTable.PteMksoftDirty(pte)));
         Assert.True(Linux.Kernel.PteNeedsFlush(pte, PgTable.PfnPte(6, new PgProt(X86Pte.PAGE_SHARED | X86Pte._PAGE_DIRTY))));
-        Assert.True(MprotectNeedsFlush(ro: false));
+        // RW is in flush_on_change: removing and adding write permission both flush.
+        Assert.True(Linux.Kernel.PteNeedsFlush(pte, PgTable.PteWrprotect(pte)));
+        Assert.True(Linux.Kernel.PteNeedsFlush(PgTable.PteWrprotect(pte), pte));
     }
 
     [Fact]

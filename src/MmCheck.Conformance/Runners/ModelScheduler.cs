@@ -4,46 +4,19 @@ using Linux;
 namespace MmCheck.Conformance;
 
 /// <summary>
-/// The model's scheduler for conformance runs: the direct scheduler's behaviour (every point
-/// continues at once, sleepers yield in FIFO order), plus a record of every frame the model frees,
-/// taken from the kernel's effect reports (a folio's refcount reaching zero, a frame returned to
-/// the allocator). The comparator needs those to tell a frame freed and reused from one kept.
+/// The model's scheduler for conformance runs: the direct scheduler (every point continues at
+/// once, sleepers yield in FIFO order) plus a record of every frame the model frees, taken from the
+/// kernel's effect reports (a folio's refcount reaching zero, a frame returned to the allocator).
+/// The comparator needs those to tell a frame freed and reused from one kept.
 /// </summary>
-internal sealed class ModelScheduler : Scheduler
+internal sealed class ModelScheduler : DirectScheduler
 {
-    private readonly Queue<TaskStruct> _runQueue = new();
     private readonly HashSet<ulong> _freed = [];
-    private bool _suspended;
 
     public ModelScheduler()
     {
         RecordsEffects = true;
     }
-
-    /// <summary>Findings reported so far, in order.</summary>
-    public List<Finding> Findings { get; } = [];
-
-    public override SchedYield Point(SchedPointKind kind, ulong obj, string function) => SchedYield.Continue;
-
-    public override SchedYield Sleep(object channel, string function)
-    {
-        var t = Current!;
-        t.SchedState = TaskSchedState.Sleeping;
-        t.WaitChannel = channel;
-        return new SchedYield(this);
-    }
-
-    public override void Wake(TaskStruct task)
-    {
-        if (task.SchedState == TaskSchedState.Sleeping)
-        {
-            task.SchedState = TaskSchedState.Runnable;
-            task.WaitChannel = null;
-            _runQueue.Enqueue(task);
-        }
-    }
-
-    public override void OnFinding(Finding finding) => Findings.Add(finding);
 
     public override void OnEffect(Effect effect)
     {
@@ -69,40 +42,21 @@ internal sealed class ModelScheduler : Scheduler
         return r;
     }
 
-    public override void Spawn(TaskStruct task, Func<ValueTask> body, string name)
-    {
-        task.SchedState = TaskSchedState.Runnable;
-        task.Continuation = () => _ = RunTaskBody(task, body);
-        _runQueue.Enqueue(task);
-    }
-
-    protected override void Suspend(Action continuation)
-    {
-        Current!.Continuation = continuation;
-        _suspended = true;
-    }
-
-    /// <summary>Runs <paramref name="f"/> as task <paramref name="t"/> to completion and returns its result.</summary>
+    /// <summary>Runs <paramref name="f"/> as task <paramref name="t"/> to completion and returns its
+    /// result; a task that does not finish, or an exception out of the model, is a model defect.</summary>
     public T Run<T>(TaskStruct t, Func<ValueTask<T>> f)
     {
         T? result = default;
         bool done = false;
-        Exception? failure = null;
-        Spawn(t, async () =>
+        int defects = Defects.Count;
+        Run(t, async () =>
         {
-            try
-            {
-                result = await f();
-                done = true;
-            }
-            catch (Exception e) when (e is not KernelBugException)
-            {
-                failure = e;
-            }
-        }, t.Comm);
-        RunUntilIdle();
-        if (failure is not null)
+            result = await f();
+            done = true;
+        });
+        if (Defects.Count > defects)
         {
+            var failure = Defects[defects];
             throw new ModelDefectException($"{t}: {failure.GetType().Name}: {failure.Message}", failure);
         }
         if (!done)
@@ -111,34 +65,5 @@ internal sealed class ModelScheduler : Scheduler
             throw new ModelDefectException($"{t} did not complete: {why}");
         }
         return result!;
-    }
-
-    private void RunUntilIdle()
-    {
-        var previous = Current;
-        var sleeping = new HashSet<TaskStruct>();
-        while (_runQueue.Count > 0)
-        {
-            var t = _runQueue.Dequeue();
-            var c = t.Continuation!;
-            t.Continuation = null;
-            Current = t;
-            _suspended = false;
-            c();
-            if (_suspended && t.SchedState == TaskSchedState.Sleeping)
-            {
-                sleeping.Add(t);
-            }
-            else if (_suspended)
-            {
-                _runQueue.Enqueue(t);
-            }
-            sleeping.RemoveWhere(s => s.SchedState != TaskSchedState.Sleeping);
-        }
-        Current = previous;
-        foreach (var s in sleeping.Where(s => s.SchedState == TaskSchedState.Sleeping))
-        {
-            OnFinding(new Finding(Invariants.Deadlock, $"pid {s.Pid} sleeps forever on {s.WaitChannel}", s.Pid, "schedule"));
-        }
     }
 }

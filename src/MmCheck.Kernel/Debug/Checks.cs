@@ -81,14 +81,38 @@ public sealed partial class Kernel
             }
             foreach (var vma in mm.MmMt.Snapshot())
             {
-                for (ulong a = vma.VmStart; a < vma.VmEnd; a += PAGE_SIZE)
+                foreach (var (a, e, level) in LeavesInRange(mm, vma.VmStart, vma.VmEnd))
                 {
-                    if (PeekLeaf(mm, a, out ulong e, out int level) && level == 1 && !PteNone(new Pte(e)))
+                    if (level == 1)
                     {
                         yield return (mm, vma, a, e);
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// The non-none leaf entries mapping [start, end) of <paramref name="mm"/>: PTEs (present or not)
+    /// and huge leaves. A walk that stops above the PTE level skips everything the stopping entry
+    /// covers, so a large sparse mapping costs its page tables, not its size.
+    /// </summary>
+    internal IEnumerable<(ulong Addr, ulong Entry, int Level)> LeavesInRange(MmStruct mm, ulong start, ulong end)
+    {
+        for (ulong a = start; a < end;)
+        {
+            bool leaf = PeekLeaf(mm, a, out ulong e, out int level);
+            if (leaf && (level != 1 || !PteNone(new Pte(e))))
+            {
+                yield return (a, e, level);
+            }
+            int shift = Paging.ShiftOfLevel(level);
+            ulong next = ((a >> shift) + 1) << shift;
+            if (next <= a)
+            {
+                yield break;
+            }
+            a = next;
         }
     }
 

@@ -252,22 +252,23 @@ public sealed partial class Kernel
                 {
                     continue;
                 }
-                for (ulong a = vma.VmStart; a < vma.VmEnd; a += PAGE_SIZE)
+                foreach (var (leafAddr, e, level) in LeavesInRange(mm, vma.VmStart, vma.VmEnd))
                 {
-                    if (!PeekLeaf(mm, a, out ulong e, out int level))
-                    {
-                        continue;
-                    }
                     bool writable = level == 1 ? PtePresent(new Pte(e)) && PteWrite(new Pte(e)) : (e & X86Pte._PAGE_RW) != 0;
                     if (!writable)
                     {
                         continue;
                     }
-                    var key = (file.FMapping.Handle, LinearPageIndex(vma, a));
-                    if (!_writeNotified.Contains(key) && !_writeNotifyInflight.ContainsKey(key))
+                    // Each page of a huge leaf has its own write-notify state.
+                    ulong leafEnd = Math.Min(vma.VmEnd, ((leafAddr >> Paging.ShiftOfLevel(level)) + 1) << Paging.ShiftOfLevel(level));
+                    for (ulong a = leafAddr; a < leafEnd; a += PAGE_SIZE)
                     {
-                        yield return $"mm#{mm.Id} {vma} ({ops.Name}) maps page {key.Item2:x} of {file} writable at {a:x} " +
-                                     "but the backer's mkwrite never ran for it: its writes go unnoticed";
+                        var key = (file.FMapping.Handle, LinearPageIndex(vma, a));
+                        if (!_writeNotified.Contains(key) && !_writeNotifyInflight.ContainsKey(key))
+                        {
+                            yield return $"mm#{mm.Id} {vma} ({ops.Name}) maps page {key.Item2:x} of {file} writable at {a:x} " +
+                                         "but the backer's mkwrite never ran for it: its writes go unnoticed";
+                        }
                     }
                 }
             }

@@ -97,6 +97,15 @@ public sealed class MemMap
     private Chunk Get(ulong pfn)
     {
         ulong c = pfn >> ChunkShift;
+        var chunks = _chunks;
+        return c < (ulong)chunks.Length && chunks[c] is { } chunk ? chunk : Materialize(c);
+    }
+
+    /// <summary>The first access to a chunk: allocates it (and grows the directory if needed).
+    /// Kept out of line so that the inlined accessors stay small.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private Chunk Materialize(ulong c)
+    {
         if (c >= (ulong)_chunks.Length)
         {
             Array.Resize(ref _chunks, (int)c + 1);

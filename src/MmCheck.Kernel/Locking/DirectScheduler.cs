@@ -5,7 +5,7 @@ namespace Linux;
 /// current task go on; a task that sleeps yields to the next runnable one in FIFO order. Used by
 /// unit tests, benchmarks and conformance, where a scenario runs in one fixed order.
 /// </summary>
-public sealed class DirectScheduler : Scheduler
+public class DirectScheduler : Scheduler
 {
     private readonly Queue<TaskStruct> _runQueue = new();
     private bool _suspended;

@@ -89,9 +89,27 @@ public sealed class LockGraph
     private static long Pack(Node from, Node to) =>
         ((long)((from.ClassId << 4) | from.Subclass) << 32) | (uint)((to.ClassId << 4) | to.Subclass);
 
+    /// <summary>The edge found by the last successful <see cref="Contains"/>: edges are never
+    /// removed, so a repeat of it (one fault after another takes the same locks in the same order)
+    /// needs no hash probe.</summary>
+    private long _lastKnown = -1;
+
     /// <summary>Whether the edge is already in the graph (the hot path of every acquisition).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool Contains(Node from, Node to) => _known.Contains(Pack(from, to));
+    public bool Contains(Node from, Node to)
+    {
+        long key = Pack(from, to);
+        if (key == _lastKnown)
+        {
+            return true;
+        }
+        if (!_known.Contains(key))
+        {
+            return false;
+        }
+        _lastKnown = key;
+        return true;
+    }
 
     public IEnumerable<KeyValuePair<(Node From, Node To), EdgeContext>> Edges => _edges;
 

@@ -555,6 +555,10 @@ public sealed class WaitQueueHead(Kernel k)
     [KernelSymbol("wake_up_all", "include/linux/wait.h")]
     public void WakeUpAll()
     {
+        if (_sleepers.Count == 0)
+        {
+            return;
+        }
         foreach (var t in _sleepers)
         {
             _k.Sched.Wake(t);

@@ -126,6 +126,7 @@ public sealed partial class Kernel
 
     /// <remarks>Context: both mmap locks write-held; the source VMA write-locked.</remarks>
     [KernelSymbol("copy_pmd_range", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     private async ValueTask<int> CopyPmdRange(VmAreaStruct dstVma, VmAreaStruct srcVma, PtPtr dstPud, PtPtr srcPud, ulong addr, ulong end)
     {
         if (await PmdAlloc(dstVma.VmMm, dstPud, addr) is not { } dstPmd)
@@ -163,6 +164,7 @@ public sealed partial class Kernel
     /// </summary>
     /// <remarks>Context: both mmap locks write-held; takes the destination PTL, then the source PTL nested.</remarks>
     [KernelSymbol("copy_pte_range", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     private async ValueTask<int> CopyPteRange(VmAreaStruct dstVma, VmAreaStruct srcVma, PtPtr dstPmd, PtPtr srcPmd, ulong addr, ulong end)
     {
         var dstMm = dstVma.VmMm;

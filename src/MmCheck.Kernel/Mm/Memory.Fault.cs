@@ -15,6 +15,7 @@ public sealed partial class Kernel
     /// VM_FAULT_RETRY or VM_FAULT_COMPLETED that lock has been released.
     /// </remarks>
     [KernelSymbol("handle_mm_fault", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     public async ValueTask<VmFault> HandleMmFault(VmAreaStruct vma, ulong address, FaultFlag flags)
     {
         CountVmEvent(VmEventItem.PGFAULT);
@@ -123,6 +124,7 @@ public sealed partial class Kernel
     /// <summary>__handle_mm_fault(): walks (allocating) to the PMD, tries huge leaves, then the PTE.</summary>
     /// <remarks>Context: mmap_lock read-held, or the VMA read-locked (FAULT_FLAG_VMA_LOCK); no page-table lock.</remarks>
     [KernelSymbol("__handle_mm_fault", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     private async ValueTask<VmFault> __HandleMmFault(VmFaultInfo vmf)
     {
         var vma = vmf.Vma;
@@ -257,6 +259,7 @@ public sealed partial class Kernel
     /// </summary>
     /// <remarks>Context: mmap read lock or VMA lock; returns with PTL released.</remarks>
     [KernelSymbol("handle_pte_fault", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     private async ValueTask<VmFault> HandlePteFault(VmFaultInfo vmf)
     {
         var vma = vmf.Vma;
@@ -340,6 +343,7 @@ public sealed partial class Kernel
     /// </summary>
     /// <remarks>Context: mmap read lock or VMA lock; PTE unmapped and unlocked on return.</remarks>
     [KernelSymbol("do_anonymous_page", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     private async ValueTask<VmFault> DoAnonymousPage(VmFaultInfo vmf)
     {
         var vma = vmf.Vma;

@@ -133,6 +133,7 @@ public sealed partial class Kernel
 
     /// <remarks>Context: as unmap_page_range(); takes the PMD lock for huge leaves.</remarks>
     [KernelSymbol("zap_pmd_range", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     private async ValueTask ZapPmdRange(MmuGather tlb, VmAreaStruct vma, PtPtr pud, ulong addr, ulong end, ZapDetails? details)
     {
         var pmd = PmdOffset(pud, addr);
@@ -170,6 +171,7 @@ public sealed partial class Kernel
     /// </summary>
     /// <remarks>Context: as unmap_page_range(); takes and releases the PTL.</remarks>
     [KernelSymbol("zap_pte_range", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     private async ValueTask ZapPteRange(MmuGather tlb, VmAreaStruct vma, PtPtr pmd, ulong addr, ulong end, ZapDetails? details)
     {
         var mm = vma.VmMm;

@@ -29,8 +29,20 @@ public sealed class PhysMem
     /// <summary>Approximate bytes used by the store.</summary>
     public long AllocatedBytes => (long)_entries.Length * 24 + (long)_buckets.Length * 4 + _frameHead.Count * 24L;
 
+    /// <summary>
+    /// The bucket of a word: the same offset in consecutive frames of one 4 MiB block lands in
+    /// consecutive buckets, so work that walks frames in order (freeing an unmapped range, copying)
+    /// walks the buckets in order too instead of missing the cache on each; blocks and offsets
+    /// within a frame are scattered by multiplicative hashing.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int Bucket(ulong word) => (int)((word * 0x9E3779B97F4A7C15UL) >> 32) & (_buckets.Length - 1);
+    private int Bucket(ulong word)
+    {
+        ulong pfn = word >> (PgTable.PAGE_SHIFT - 3);
+        ulong block = (pfn >> 10) * 0x9E3779B97F4A7C15UL >> 32;
+        ulong offset = (word & (PgTable.PAGE_SIZE / 8 - 1)) * 0x9E3779B1UL;
+        return (int)(block + (pfn & 1023) + offset) & (_buckets.Length - 1);
+    }
 
     private int Find(ulong word)
     {

@@ -162,28 +162,7 @@ public static class ScenarioRunner
         ArgumentNullException.ThrowIfNull(options);
         var condition = ConditionOf(s);
         var setupErrors = CheckSetup(s);
-        var opts = new ExplorationOptions
-        {
-            Strategy = options.Strategy,
-            MaxSchedules = options.MaxSchedules,
-            MaxPreemptions = options.MaxPreemptions,
-            TimeLimit = options.TimeLimit,
-            Seed = options.Seed,
-            Workers = options.Workers,
-            PctDepth = options.PctDepth,
-            TracePath = options.TracePath,
-            ReplayTrace = options.ReplayTrace,
-            RecordEffects = options.RecordEffects,
-            StopOnFirstViolation = options.StopOnFirstViolation,
-            Dpor = options.Dpor,
-            SplitDepth = options.SplitDepth,
-            PortfolioSchedules = options.PortfolioSchedules,
-            MaxStepsPerSchedule = options.MaxStepsPerSchedule,
-            InvariantChecks = options.InvariantChecks,
-            Minimize = options.Minimize,
-            MinimizeBudget = options.MinimizeBudget,
-            Condition = condition,
-        };
+        var opts = options with { Condition = condition };
         var result = MmCheck.Explorer.Explorer.Explore(new ScenarioTarget(s), opts, progress);
         return Judge(s, result, setupErrors);
     }

@@ -56,7 +56,7 @@ public sealed class Cpu
     {
         var k = K;
         var mm = LoadedMm!;
-        var paging = k.Paging;
+        var g = Geometry();
         X86PfError baseErr = (write ? X86PfError.X86_PF_WRITE : 0) | (user ? X86PfError.X86_PF_USER : 0);
         bool rw = true, us = true;
         var slot = k.PgdOffset(mm, va);
@@ -64,7 +64,6 @@ public sealed class Cpu
         // Descend the real levels. A folded level is skipped; the slot we hold is the next real one.
         while (true)
         {
-            int nextLevel = NextRealLevel(paging, level);
             ulong v = ReadForWalk(slot);
             if ((v & _PAGE_PRESENT) == 0)
             {
@@ -80,13 +79,13 @@ public sealed class Cpu
                     return new WalkResult(false, 0, baseErr | X86PfError.X86_PF_PROT);
                 }
                 ulong nv = v | _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
+                ulong leafMask = (1UL << g.Shift[level]) - 1;
                 if (nv != v)
                 {
-                    k.WriteEntry(slot, nv, va & ~((1UL << paging.ShiftOfLevel(level)) - 1), byHardware: true);
+                    k.WriteEntry(slot, nv, va & ~leafMask, byHardware: true);
                 }
                 ulong pfn = level == 1 ? (v & PTE_PFN_MASK) >> PAGE_SHIFT
-                    : ((v & PTE_PFN_MASK & ~((1UL << paging.ShiftOfLevel(level)) - 1)) >> PAGE_SHIFT) +
-                      ((va & ((1UL << paging.ShiftOfLevel(level)) - 1)) >> PAGE_SHIFT);
+                    : ((v & PTE_PFN_MASK & ~leafMask) >> PAGE_SHIFT) + ((va & leafMask) >> PAGE_SHIFT);
                 Tlb.Fill(mm.Id, va >> PAGE_SHIFT, new TlbEntry(pfn, rw, us, (nv & _PAGE_DIRTY) != 0));
                 k.Sched.Access(Tlb.Obj, write: true);
                 return new WalkResult(true, pfn, 0);
@@ -96,9 +95,41 @@ public sealed class Cpu
                 k.WriteEntry(slot, v | _PAGE_ACCESSED, va, byHardware: true);
             }
             var table = k.TableOf(v);
-            slot = new PtPtr(table, IndexAt(paging, nextLevel, va));
-            level = nextLevel;
+            level = g.Next[level];
+            slot = new PtPtr(table, (int)((va >> g.Shift[level]) & g.IndexMask[level]));
         }
+    }
+
+    /// <summary>The paging mode's levels as the walker steps through them, by level number: the
+    /// next real level below each (folded ones skipped), and each level's shift and index mask.</summary>
+    private sealed class WalkGeometry
+    {
+        public readonly PagingMode Mode;
+        public readonly int[] Next = new int[6];
+        public readonly int[] Shift = new int[6];
+        public readonly ulong[] IndexMask = new ulong[6];
+
+        public WalkGeometry(PagingMode p)
+        {
+            Mode = p;
+            for (int level = 1; level <= 5; level++)
+            {
+                Next[level] = NextRealLevel(p, level);
+                Shift[level] = p.ShiftOfLevel(level);
+                IndexMask[level] = (ulong)(p.PtrsOfLevel(level) - 1);
+            }
+        }
+    }
+
+    private WalkGeometry? _geometry;
+
+    /// <summary>The walk geometry of the kernel's paging mode (fixed once the kernel is built, but
+    /// read lazily: the CPUs exist before its initialisers run).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private WalkGeometry Geometry()
+    {
+        var g = _geometry;
+        return g is not null && ReferenceEquals(g.Mode, K.Paging) ? g : _geometry = new WalkGeometry(K.Paging);
     }
 
     private ulong ReadForWalk(PtPtr slot)
@@ -117,14 +148,6 @@ public sealed class Cpu
         }
         return l;
     }
-
-    private static int IndexAt(PagingMode p, int level, ulong va) => level switch
-    {
-        1 => p.PteIndex(va),
-        2 => p.PmdIndex(va),
-        3 => p.PudIndex(va),
-        _ => p.P4dIndex(va),
-    };
 
     /// <summary>
     /// Translates one access through the TLB: a hit that permits the access (a write also needs the

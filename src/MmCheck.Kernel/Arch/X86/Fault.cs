@@ -28,6 +28,7 @@ public sealed partial class Kernel
     /// should be retried, or the signal to deliver (SIGSEGV, SIGBUS, SIGKILL).
     /// </summary>
     [KernelSymbol("do_user_addr_fault", "arch/x86/mm/fault.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     public async ValueTask<int> DoUserAddrFault(ulong address, X86PfError errorCode)
     {
         var tsk = Current!;
@@ -163,6 +164,7 @@ public sealed partial class Kernel
     /// </summary>
     /// <remarks>Context: no lock held; returns the VMA read-locked, or null.</remarks>
     [KernelSymbol("lock_vma_under_rcu", "mm/mmap_lock.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     public async ValueTask<VmAreaStruct?> LockVmaUnderRcu(MmStruct mm, ulong address)
     {
         while (true)
@@ -231,6 +233,7 @@ public sealed partial class Kernel
     /// and retrying as needed), then the access happens at once, as a faulting instruction has no
     /// partial effect.
     /// </summary>
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     private async ValueTask<UserAccessResult> UserAccess(ulong addr, int size, bool write, ulong value)
     {
         if (size is not (1 or 2 or 4 or 8))
@@ -329,7 +332,14 @@ public sealed partial class Kernel
     /// <summary>A store into a frame, keeping the frame's has-content flag for cheap freeing.</summary>
     internal void StoreFrame(ulong pfn, ulong pa, int size, ulong value)
     {
-        if (Mem.Store(pa, size, value) && PfnValid(pfn))
+        bool ram = PfnValid(pfn);
+        // A RAM frame without the flag holds no word and reads as zeroes: storing zero into it
+        // changes nothing (the contents store is not even looked up).
+        if (value == 0 && ram && (MemMap.PeekFlags(pfn) & (uint)PageFlags.ModelHasContent) == 0)
+        {
+            return;
+        }
+        if (Mem.Store(pa, size, value) && ram)
         {
             MemMap.Flags(pfn) |= (uint)PageFlags.ModelHasContent;
         }

@@ -55,24 +55,30 @@ public sealed class Tlb(int cpu)
     public void Fill(int mm, ulong vpn, TlbEntry e)
     {
         ulong tag = Tag(mm, vpn);
-        int i = Find(tag, vpn);
+        int set = (int)(vpn & (Sets - 1));
+        int b = set * Ways;
+        // One pass over the set: the entry's own slot if cached, else the first empty one.
+        int i = -1, empty = -1;
+        for (int j = b; j < b + Ways; j++)
+        {
+            ulong t = _tags[j];
+            if (t == tag)
+            {
+                i = j;
+                break;
+            }
+            if (t == 0 && empty < 0)
+            {
+                empty = j;
+            }
+        }
         if (i >= 0)
         {
             Unref(_data[i].Pfn);
         }
         else
         {
-            int set = (int)(vpn & (Sets - 1));
-            int b = set * Ways;
-            i = -1;
-            for (int j = b; j < b + Ways; j++)
-            {
-                if (_tags[j] == 0)
-                {
-                    i = j;
-                    break;
-                }
-            }
+            i = empty;
             if (i < 0)
             {
                 i = b + _victim[set];

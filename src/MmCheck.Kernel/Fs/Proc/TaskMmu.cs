@@ -50,6 +50,7 @@ public sealed partial class Kernel
             {
                 continue;
             }
+            // A huge leaf (PSE) ends the walk, PROT_NONE ones (P clear) included, as pmd_present() says.
             if ((v & X86Pte._PAGE_PRESENT) == 0 || (level is 2 or 3 && (v & X86Pte._PAGE_PSE) != 0))
             {
                 break;
@@ -62,7 +63,8 @@ public sealed partial class Kernel
             level = next;
         }
         entry = v;
-        return level == 1 || (level is 2 or 3 && (v & (X86Pte._PAGE_PSE | X86Pte._PAGE_PRESENT)) == (X86Pte._PAGE_PSE | X86Pte._PAGE_PRESENT));
+        return level == 1 || (level is 2 or 3 && (v & X86Pte._PAGE_PSE) != 0 &&
+                              (v & (X86Pte._PAGE_PRESENT | X86Pte._PAGE_PROTNONE)) != 0);
     }
 
     /// <summary>pte_to_pagemap_entry() / pagemap_read(): the pagemap entry of one virtual page.</summary>
@@ -316,7 +318,10 @@ public sealed partial class Kernel
             sb.Append((f & VmFlags.VM_MAYSHARE) != 0 ? 's' : 'p');
             ulong pgoff = v.VmFile is not null ? v.VmPgoff << PAGE_SHIFT : 0;
             ulong ino = v.VmFile?.FInode.Ino ?? 0;
-            sb.Append(CultureInfo.InvariantCulture, $" {pgoff:x8} 00:00 {ino} ");
+            // MAJOR:MINOR of the file's superblock: shm_mnt's anonymous device is the first one the
+            // kernel hands out at boot (00:01); anonymous memory has none.
+            string dev = v.VmFile?.FInode.Kind == "shmem" ? "00:01" : "00:00";
+            sb.Append(CultureInfo.InvariantCulture, $" {pgoff:x8} {dev} {ino} ");
             string? name = v.VmFile is { } file
                 ? file.FInode.NLink == 0 ? file.FInode.Path + " (deleted)" : file.FInode.Path
                 : v.VmOps?.MapName?.Invoke(v) ?? (v.AnonName is { } an ? $"[anon:{an}]" : null);
