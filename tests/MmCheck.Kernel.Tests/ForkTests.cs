@@ -92,6 +92,10 @@ public class ForkTests
         Assert.Equal(PgTable.PtePfn(pte), PgTable.PtePfn(cp));
         Assert.True(PgTable.PteSpecial(cp));
         Assert.True(PgTable.PteWrite(cp));
+        // __copy_present_ptes(): a VM_SHARED source gives a clean child entry; every child entry is old.
+        Assert.True(PgTable.PteDirty(PteAt(p, a)));
+        Assert.False(PgTable.PteDirty(cp));
+        Assert.False(PgTable.PteYoung(cp));
         Assert.Equal(0x99UL, c.Read(a));
         c.Write(a + 8, 0x77);
         Assert.Equal(0x77UL, p.Read(a + 8));

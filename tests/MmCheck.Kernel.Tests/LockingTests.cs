@@ -241,8 +241,14 @@ public class LockingTests
         Assert.NotSame(p.Mm.PageTableLock, k.PmdLockptr(p.Mm, pmd));
         // Upper tables have no split lock: pud_lock() is mm->page_table_lock.
         Assert.Null(p.Mm.Pgd.Ptl);
-        Assert.Same(p.Mm.PageTableLock, k.Run(p.T, () => k.PudLock(p.Mm, pmd)));
-        k.Run(p.T, () => p.Mm.PageTableLock.Unlock());
+        var pudLock = k.Run(p.T, async () =>
+        {
+            var l = await k.PudLock(p.Mm, pmd);
+            await l.Unlock();
+            return l;
+        });
+        Assert.Same(p.Mm.PageTableLock, pudLock);
+        p.AssertClean();
     }
 
     [Fact]

@@ -6,7 +6,8 @@ namespace MmCheck.Kernel.Tests;
 /// <summary>
 /// The page-table geometry is a parameter of the kernel (KernelConfig.Paging): the values of each
 /// x86 paging mode, and the same kernel code running on 4-level, 5-level (LA57), 2-level and PAE
-/// tables with the per-level walkers skipping folded levels.
+/// tables with the per-level walkers skipping folded levels. Only the geometry varies: entries use
+/// the x86-64 encoding in every mode (the 32-bit formats are not modelled yet).
 /// </summary>
 public class PagingModeTests
 {

@@ -120,6 +120,7 @@ public sealed partial class Kernel
     /// shmem_get_folio_gfp(SGP_CACHE): the page-cache folio at <paramref name="index"/>, allocated
     /// and zeroed if absent, returned locked with a reference. -EINVAL beyond EOF.
     /// </summary>
+    /// <remarks>Context: may sleep; no PTL held. Returns the folio locked and referenced.</remarks>
     [KernelSymbol("shmem_get_folio_gfp", "mm/shmem.c")]
     public async ValueTask<(Folio? Folio, int Err)> ShmemGetFolio(Inode inode, ulong index)
     {
@@ -180,6 +181,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>shmem_fault(): the page-cache folio for vmf.Pgoff, locked; SIGBUS beyond EOF.</summary>
+    /// <remarks>Context: mmap lock or VMA read lock (shmem has ->map_pages); returns VM_FAULT_LOCKED with the folio locked.</remarks>
     [KernelSymbol("shmem_fault", "mm/shmem.c")]
     private async ValueTask<VmFault> ShmemFault(VmFaultInfo vmf)
     {
@@ -202,6 +204,7 @@ public sealed partial class Kernel
     /// [start_pgoff, end_pgoff] that already sit in the cache, under one PTE lock. Returns
     /// VM_FAULT_NOPAGE if the faulting address itself got mapped.
     /// </summary>
+    /// <remarks>Context: mmap lock or VMA read lock; takes and releases the PTL.</remarks>
     [KernelSymbol("filemap_map_pages", "mm/filemap.c")]
     public async ValueTask<VmFault> FilemapMapPages(VmFaultInfo vmf, ulong startPgoff, ulong endPgoff)
     {
@@ -412,6 +415,7 @@ public sealed partial class Kernel
     /// shmem_truncate_range(inode, lstart, -1): drop every page-cache folio from the first whole
     /// page past <paramref name="lstart"/>, and zero the rest of a partial page.
     /// </summary>
+    /// <remarks>Context: i_rwsem write-held by the caller (truncate, hole punch); takes folio locks.</remarks>
     [KernelSymbol("shmem_truncate_range", "mm/shmem.c")]
     public async ValueTask ShmemTruncateRange(Inode inode, long lstart)
     {
@@ -457,6 +461,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>filemap_remove_folio(): out of the page cache; the cache's reference is dropped.</summary>
+    /// <remarks>Context: folio locked; takes the i_pages lock.</remarks>
     [KernelSymbol("filemap_remove_folio", "mm/filemap.c")]
     private async ValueTask FilemapRemoveFolio(AddressSpace mapping, Folio f, long index)
     {

@@ -64,13 +64,14 @@ public readonly record struct Folio(ulong Pfn)
 /// <summary>
 /// mem_map: one descriptor per RAM frame. A descriptor is 22 bytes — flags, _refcount,
 /// _mapcount (kept as the count, not count−1), a mapping handle, and a 48-bit index — allocated
-/// lazily in chunks of 16 MiB of RAM (finer than SPARSEMEM's 128 MiB sections, so a partly used
-/// section costs little).
+/// lazily in chunks of 2 MiB of RAM (finer than SPARSEMEM's 128 MiB sections, so a partly used
+/// section costs little: a small scenario, which builds a kernel per explored execution, touches
+/// one chunk of 11 KiB). The chunk directory grows to the highest chunk touched.
 /// </summary>
 [KernelSymbol("mem_map", "mm/sparse.c")]
 public sealed class MemMap
 {
-    public const int ChunkShift = 12;
+    public const int ChunkShift = 9;
     public const int PagesPerChunk = 1 << ChunkShift;
     private const ulong ChunkMask = PagesPerChunk - 1;
     /// <summary>folio->index fits 48 bits: LA57 virtual page numbers and files up to 2^60 bytes.</summary>
@@ -86,12 +87,8 @@ public sealed class MemMap
         public readonly ushort[] IndexHi = new ushort[PagesPerChunk];
     }
 
-    private Chunk?[] _chunks;
-
-    public MemMap(ulong maxPfn)
-    {
-        _chunks = new Chunk?[(maxPfn >> ChunkShift) + 1];
-    }
+    /// <summary>Indexed by pfn >> <see cref="ChunkShift"/>; grown by <see cref="Materialize"/>.</summary>
+    private Chunk?[] _chunks = [];
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private Chunk Get(ulong pfn)
@@ -108,7 +105,7 @@ public sealed class MemMap
     {
         if (c >= (ulong)_chunks.Length)
         {
-            Array.Resize(ref _chunks, (int)c + 1);
+            Array.Resize(ref _chunks, Math.Max((int)c + 1, 2 * _chunks.Length));
         }
         return _chunks[c] ??= new Chunk();
     }

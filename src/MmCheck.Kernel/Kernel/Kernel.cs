@@ -71,7 +71,7 @@ public sealed partial class Kernel
         Sched = scheduler ?? new DirectScheduler();
         LockGraph = Config.LockGraph ?? new LockGraph();
         Buddy = new PageAllocator(Config.RamBytes);
-        MemMap = new MemMap(Buddy.MaxPfn);
+        MemMap = new MemMap();
         Iomem = new Resource("iomem", 0, (1UL << Paging.MaxPhysmemBits) - 1, Resource.IORESOURCE_MEM);
         foreach (var (start, end) in Buddy.RamRanges)
         {

@@ -78,6 +78,7 @@ public sealed partial class Kernel
     /// contains it; null on conflict. A claim under iomem_resource revokes existing user mappings
     /// of the range (revoke_iomem(), outside resource_lock).
     /// </summary>
+    /// <remarks>Context: may sleep; takes resource_lock for write and drops it before revoking mappings.</remarks>
     [KernelSymbol("__request_region", "kernel/resource.c")]
     public async ValueTask<Resource?> __RequestRegion(Resource parent, ulong start, ulong n, string name, ulong flags)
     {
@@ -121,6 +122,7 @@ public sealed partial class Kernel
         __RequestRegion(Iomem, start, n, name, Resource.IORESOURCE_EXCLUSIVE);
 
     /// <summary>__release_region(): drops the BUSY region exactly matching [start, start+n).</summary>
+    /// <remarks>Context: takes resource_lock for write.</remarks>
     [KernelSymbol("__release_region", "kernel/resource.c")]
     public async ValueTask<bool> __ReleaseRegion(Resource parent, ulong start, ulong n)
     {
@@ -173,6 +175,7 @@ public sealed partial class Kernel
     /// resource_is_exclusive(): a page is exclusive if it lies in System RAM marked exclusive, or in
     /// a BUSY region that is IORESOURCE_EXCLUSIVE (or any BUSY region under iomem=strict).
     /// </summary>
+    /// <remarks>Context: takes resource_lock for read.</remarks>
     [KernelSymbol("iomem_is_exclusive", "kernel/resource.c")]
     public async ValueTask<bool> IomemIsExclusive(ulong addr)
     {

@@ -149,24 +149,28 @@ public sealed partial class Kernel
     /// <summary>Leaf PTE writes of the current kernel entry, for the TLB check at return. A write to
     /// the page after the last one extends its run, so zapping or write-protecting a range costs one
     /// entry, not one per page.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void NoteLeafWrite(MmStruct mm, ulong addr)
     {
-        if (Current is not { } t)
+        if (Current?.LeafWrites is { Count: > 0 } writes)
         {
-            return;
-        }
-        var writes = t.LeafWrites ??= [];
-        if (writes.Count > 0)
-        {
-            var span = CollectionsMarshal.AsSpan(writes);
-            ref var last = ref span[^1];
+            ref var last = ref CollectionsMarshal.AsSpan(writes)[^1];
             if (last.Mm == mm && last.Addr + (last.Pages << PAGE_SHIFT) == addr)
             {
                 last.Pages++;
                 return;
             }
         }
-        writes.Add(new LeafWriteRun(mm, addr, 1));
+        NoteLeafWriteRun(mm, addr);
+    }
+
+    /// <summary>Starts a new run: the write does not follow the last one.</summary>
+    private void NoteLeafWriteRun(MmStruct mm, ulong addr)
+    {
+        if (Current is { } t)
+        {
+            (t.LeafWrites ??= []).Add(new LeafWriteRun(mm, addr, 1));
+        }
     }
 
     /// <summary>

@@ -2,18 +2,22 @@ namespace Linux;
 
 /// <summary>
 /// The method builder for hot kernel paths whose every scheduling point usually lets the task go
-/// on (a page fault of a direct run, most steps of an exploration). It behaves as
-/// <see cref="AsyncValueTaskMethodBuilder{TResult}"/> except that starting the method does not
-/// save and restore the thread's ExecutionContext around its synchronous part: the model never
-/// uses AsyncLocal or a SynchronizationContext (one OS thread runs one kernel; continuations are
-/// resumed inline by the scheduler), and that bookkeeping was a measurable share of a fault.
-/// Suspension at a point that does not complete goes through the standard builder unchanged.
+/// on (a page fault of a direct run, most steps of an exploration). A method that completes
+/// without suspending costs little more than a call: starting it does not save and restore the
+/// thread's ExecutionContext (the model never uses AsyncLocal or a SynchronizationContext: one OS
+/// thread runs one kernel and the scheduler resumes continuations inline), and its result is kept
+/// in the builder itself. From the first suspension, or an exception, on, everything goes through
+/// the standard <see cref="AsyncValueTaskMethodBuilder{TResult}"/>.
 /// </summary>
 /// <remarks>Use with <c>[AsyncMethodBuilder(typeof(InlineAsyncBuilder&lt;&gt;))]</c> on an async method returning
 /// <see cref="ValueTask{TResult}"/>.</remarks>
 public struct InlineAsyncBuilder<TResult>
 {
     private AsyncValueTaskMethodBuilder<TResult> _builder;
+    private TResult _result;
+    /// <summary>The method suspended or threw: <see cref="_builder"/> owns the outcome. Set before
+    /// the standard builder copies the state machine into its box, so the copy sees it too.</summary>
+    private bool _standard;
 
     public static InlineAsyncBuilder<TResult> Create() => default;
 
@@ -23,25 +27,54 @@ public struct InlineAsyncBuilder<TResult>
 
     public void SetStateMachine(IAsyncStateMachine stateMachine) => _builder.SetStateMachine(stateMachine);
 
-    public void SetResult(TResult result) => _builder.SetResult(result);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void SetResult(TResult result)
+    {
+        if (_standard)
+        {
+            _builder.SetResult(result);
+        }
+        else
+        {
+            _result = result;
+        }
+    }
 
-    public void SetException(Exception exception) => _builder.SetException(exception);
+    public void SetException(Exception exception)
+    {
+        _standard = true;
+        _builder.SetException(exception);
+    }
 
-    public ValueTask<TResult> Task => _builder.Task;
+    public ValueTask<TResult> Task
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => _standard ? _builder.Task : new ValueTask<TResult>(_result);
+    }
 
     public void AwaitOnCompleted<TAwaiter, TStateMachine>(ref TAwaiter awaiter, ref TStateMachine stateMachine)
         where TAwaiter : INotifyCompletion
-        where TStateMachine : IAsyncStateMachine => _builder.AwaitOnCompleted(ref awaiter, ref stateMachine);
+        where TStateMachine : IAsyncStateMachine
+    {
+        _standard = true;
+        _builder.AwaitOnCompleted(ref awaiter, ref stateMachine);
+    }
 
     public void AwaitUnsafeOnCompleted<TAwaiter, TStateMachine>(ref TAwaiter awaiter, ref TStateMachine stateMachine)
         where TAwaiter : ICriticalNotifyCompletion
-        where TStateMachine : IAsyncStateMachine => _builder.AwaitUnsafeOnCompleted(ref awaiter, ref stateMachine);
+        where TStateMachine : IAsyncStateMachine
+    {
+        _standard = true;
+        _builder.AwaitUnsafeOnCompleted(ref awaiter, ref stateMachine);
+    }
 }
 
 /// <summary><see cref="InlineAsyncBuilder{TResult}"/> for async methods returning <see cref="ValueTask"/>.</summary>
 public struct InlineAsyncBuilder
 {
     private AsyncValueTaskMethodBuilder _builder;
+    /// <summary>As <see cref="InlineAsyncBuilder{TResult}"/>'s.</summary>
+    private bool _standard;
 
     public static InlineAsyncBuilder Create() => default;
 
@@ -51,17 +84,40 @@ public struct InlineAsyncBuilder
 
     public void SetStateMachine(IAsyncStateMachine stateMachine) => _builder.SetStateMachine(stateMachine);
 
-    public void SetResult() => _builder.SetResult();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void SetResult()
+    {
+        if (_standard)
+        {
+            _builder.SetResult();
+        }
+    }
 
-    public void SetException(Exception exception) => _builder.SetException(exception);
+    public void SetException(Exception exception)
+    {
+        _standard = true;
+        _builder.SetException(exception);
+    }
 
-    public ValueTask Task => _builder.Task;
+    public ValueTask Task
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => _standard ? _builder.Task : default;
+    }
 
     public void AwaitOnCompleted<TAwaiter, TStateMachine>(ref TAwaiter awaiter, ref TStateMachine stateMachine)
         where TAwaiter : INotifyCompletion
-        where TStateMachine : IAsyncStateMachine => _builder.AwaitOnCompleted(ref awaiter, ref stateMachine);
+        where TStateMachine : IAsyncStateMachine
+    {
+        _standard = true;
+        _builder.AwaitOnCompleted(ref awaiter, ref stateMachine);
+    }
 
     public void AwaitUnsafeOnCompleted<TAwaiter, TStateMachine>(ref TAwaiter awaiter, ref TStateMachine stateMachine)
         where TAwaiter : ICriticalNotifyCompletion
-        where TStateMachine : IAsyncStateMachine => _builder.AwaitUnsafeOnCompleted(ref awaiter, ref stateMachine);
+        where TStateMachine : IAsyncStateMachine
+    {
+        _standard = true;
+        _builder.AwaitUnsafeOnCompleted(ref awaiter, ref stateMachine);
+    }
 }

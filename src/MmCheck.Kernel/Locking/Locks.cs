@@ -186,6 +186,7 @@ public sealed class RwSemaphore(Kernel k, LockClass cls, string name) : LockBase
         return false;
     }
 
+    /// <remarks>Context: may sleep: not under a spinlock.</remarks>
     [KernelSymbol("down_read", "kernel/locking/rwsem.c")]
     public ValueTask DownRead([CallerMemberName] string fn = "", int subclass = 0)
     {
@@ -260,6 +261,7 @@ public sealed class RwSemaphore(Kernel k, LockClass cls, string name) : LockBase
         return true;
     }
 
+    /// <remarks>Context: may sleep: not under a spinlock.</remarks>
     [KernelSymbol("down_write", "kernel/locking/rwsem.c")]
     public ValueTask DownWrite([CallerMemberName] string fn = "", int subclass = 0)
     {
@@ -310,6 +312,7 @@ public sealed class RwSemaphore(Kernel k, LockClass cls, string name) : LockBase
         return true;
     }
 
+    /// <remarks>Context: the caller holds it for read.</remarks>
     [KernelSymbol("up_read", "kernel/locking/rwsem.c")]
     public ValueTask UpRead([CallerMemberName] string fn = "")
     {
@@ -342,6 +345,7 @@ public sealed class RwSemaphore(Kernel k, LockClass cls, string name) : LockBase
         GrantWaiters();
     }
 
+    /// <remarks>Context: the caller holds it for write.</remarks>
     [KernelSymbol("up_write", "kernel/locking/rwsem.c")]
     public ValueTask UpWrite([CallerMemberName] string fn = "")
     {
@@ -376,6 +380,7 @@ public sealed class RwSemaphore(Kernel k, LockClass cls, string name) : LockBase
     }
 
     /// <summary>downgrade_write(): the writer becomes a reader; queued readers come in too.</summary>
+    /// <remarks>Context: the caller holds it for write; holds it for read on return.</remarks>
     [KernelSymbol("downgrade_write", "kernel/locking/rwsem.c")]
     public async ValueTask DowngradeWrite([CallerMemberName] string fn = "")
     {
@@ -436,6 +441,7 @@ public sealed class Mutex(Kernel k, LockClass cls, string name) : LockBase(k, cl
 
     public override bool IsHeldBy(TaskStruct t) => _owner == t;
 
+    /// <remarks>Context: may sleep: not under a spinlock.</remarks>
     [KernelSymbol("mutex_lock", "kernel/locking/mutex.c")]
     public async ValueTask Lock([CallerMemberName] string fn = "", int subclass = 0)
     {
@@ -471,6 +477,7 @@ public sealed class Mutex(Kernel k, LockClass cls, string name) : LockBase(k, cl
         return true;
     }
 
+    /// <remarks>Context: the caller holds it.</remarks>
     [KernelSymbol("mutex_unlock", "kernel/locking/mutex.c")]
     public async ValueTask Unlock([CallerMemberName] string fn = "")
     {
@@ -509,6 +516,7 @@ public sealed class Completion(Kernel k, string name)
 
     public bool Done => _done;
 
+    /// <remarks>Context: may sleep: not under a spinlock.</remarks>
     [KernelSymbol("wait_for_completion", "kernel/sched/completion.c")]
     public async ValueTask Wait([CallerMemberName] string fn = "")
     {

@@ -188,6 +188,7 @@ public sealed partial class Kernel
     /// follow_page_mask() down to follow_page_pte(): the page mapped at <paramref name="address"/>
     /// with the reference GUP wants, or why there is none.
     /// </summary>
+    /// <remarks>Context: mmap read lock held; takes and releases the PTL.</remarks>
     [KernelSymbol("follow_page_pte", "mm/gup.c")]
     private async ValueTask<(FollowResult Kind, Page Page, int Err)> FollowPageMask(VmAreaStruct vma, ulong address, Foll flags)
     {
@@ -254,6 +255,7 @@ public sealed partial class Kernel
     /// faultin_page(): a fault on behalf of GUP. -EBUSY when the fault dropped the mmap lock,
     /// -EAGAIN when it completed without it, else 0 or the errno of the fault.
     /// </summary>
+    /// <remarks>Context: mmap read lock held; the fault may drop it (reported back as not locked).</remarks>
     [KernelSymbol("faultin_page", "mm/gup.c")]
     private async ValueTask<(int Ret, bool Locked)> FaultinPage(VmAreaStruct vma, ulong address, Foll flags, bool unshare)
     {
@@ -407,6 +409,7 @@ public sealed partial class Kernel
     /// __get_user_pages_locked(): keeps calling __get_user_pages(), retaking the mmap read lock
     /// when a fault dropped it (FOLL_TRIED on the retry).
     /// </summary>
+    /// <remarks>Context: takes the mmap read lock itself when asked to, else holds it; it may be dropped and retaken across retries.</remarks>
     [KernelSymbol("__get_user_pages_locked", "mm/gup.c")]
     private async ValueTask<long> __GetUserPagesLocked(MmStruct mm, ulong start, long nrPages, Foll flags, List<Page>? pages, bool takeLock)
     {
@@ -446,6 +449,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>pin_user_pages_unlocked(): takes the mmap read lock itself.</summary>
+    /// <remarks>Context: no mmap lock held; takes it.</remarks>
     [KernelSymbol("pin_user_pages_unlocked", "mm/gup.c")]
     public async ValueTask<long> PinUserPagesUnlocked(ulong start, long nrPages, List<Page> pages, Foll gupFlags)
     {
@@ -454,6 +458,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>get_user_pages_unlocked().</summary>
+    /// <remarks>Context: no mmap lock held; takes it.</remarks>
     [KernelSymbol("get_user_pages_unlocked", "mm/gup.c")]
     public async ValueTask<long> GetUserPagesUnlocked(ulong start, long nrPages, List<Page> pages, Foll gupFlags)
     {
@@ -465,15 +470,18 @@ public sealed partial class Kernel
     /// pin_user_pages_fast(): GUP-fast first (no locks, interrupts off), then the slow path for
     /// whatever it could not pin. Returns the number pinned or an -errno.
     /// </summary>
+    /// <remarks>Context: no locks held; a lockless walk first, then the slow path under the mmap read lock.</remarks>
     [KernelSymbol("pin_user_pages_fast", "mm/gup.c")]
     public async ValueTask<long> PinUserPagesFast(ulong start, long nrPages, Foll gupFlags, List<Page> pages) =>
         await InternalGetUserPagesFast(start, nrPages, gupFlags | FOLL_PIN, pages);
 
     /// <summary>get_user_pages_fast().</summary>
+    /// <remarks>Context: no locks held; a lockless walk first, then the slow path under the mmap read lock.</remarks>
     [KernelSymbol("get_user_pages_fast", "mm/gup.c")]
     public async ValueTask<long> GetUserPagesFast(ulong start, long nrPages, Foll gupFlags, List<Page> pages) =>
         await InternalGetUserPagesFast(start, nrPages, gupFlags | FOLL_GET, pages);
 
+    /// <remarks>Context: no locks held; a lockless walk first, then the slow path under the mmap read lock.</remarks>
     [KernelSymbol("internal_get_user_pages_fast", "mm/gup.c")]
     private async ValueTask<long> InternalGetUserPagesFast(ulong start, long nrPages, Foll gupFlags, List<Page> pages)
     {
@@ -507,6 +515,7 @@ public sealed partial class Kernel
     /// PTEs, a write to a read-only PTE, a page that must be unshared, or a concurrent fork
     /// (write_protect_seq) for FOLL_PIN.
     /// </summary>
+    /// <remarks>Context: no locks held (interrupts off in the kernel): a lockless walk that rechecks every entry.</remarks>
     [KernelSymbol("gup_fast", "mm/gup.c")]
     private async ValueTask<long> GupFast(MmStruct mm, ulong start, long nrPages, Foll gupFlags, List<Page> pages)
     {
@@ -572,6 +581,7 @@ public sealed partial class Kernel
     /// populate_vma_page_range(): faults in a range of one VMA: writable private mappings with write
     /// faults (to break COW), others with reads (using the zero page).
     /// </summary>
+    /// <remarks>Context: mmap read lock held; the faults may drop it (reported back).</remarks>
     [KernelSymbol("populate_vma_page_range", "mm/gup.c")]
     public async ValueTask<(long Ret, bool Locked)> PopulateVmaPageRange(VmAreaStruct vma, ulong start, ulong end)
     {
@@ -594,6 +604,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>__mm_populate(): populate [start, start+len), VMA by VMA, skipping VM_IO/VM_PFNMAP.</summary>
+    /// <remarks>Context: no mmap lock held; takes the read lock and retakes it after a fault dropped it.</remarks>
     [KernelSymbol("__mm_populate", "mm/gup.c")]
     public async ValueTask<int> MmPopulate(ulong start, ulong len, bool ignoreErrors = true)
     {
@@ -653,6 +664,7 @@ public sealed partial class Kernel
     /// faultin_page_range(): MADV_POPULATE_(READ|WRITE) — fault in like a user access would,
     /// failing with -EFAULT/-ENOMEM/-EHWPOISON where the access would have.
     /// </summary>
+    /// <remarks>Context: mmap read lock held; the faults may drop it (reported back).</remarks>
     [KernelSymbol("faultin_page_range", "mm/gup.c")]
     public async ValueTask<(long Ret, bool Locked)> FaultinPageRange(MmStruct mm, ulong start, ulong end, bool write)
     {

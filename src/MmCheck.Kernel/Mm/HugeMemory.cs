@@ -11,6 +11,7 @@ public sealed partial class Kernel
 
     /// <summary>__split_huge_pmd(): a special PMD cannot be split into PTEs of pages, so it is
     /// cleared and flushed; the range refaults at PTE granularity.</summary>
+    /// <remarks>Context: mmap lock (or i_mmap_rwsem) held; takes the PMD lock.</remarks>
     [KernelSymbol("__split_huge_pmd", "mm/huge_memory.c")]
     public async ValueTask __SplitHugePmd(VmAreaStruct vma, PtPtr pmd, ulong address)
     {
@@ -26,6 +27,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>__split_huge_pud().</summary>
+    /// <remarks>Context: mmap lock (or i_mmap_rwsem) held; takes the PUD lock.</remarks>
     [KernelSymbol("__split_huge_pud", "mm/huge_memory.c")]
     public async ValueTask __SplitHugePud(VmAreaStruct vma, PtPtr pud, ulong address)
     {
@@ -41,6 +43,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>zap_huge_pmd(): clears a whole special PMD leaf. Returns true if one was there.</summary>
+    /// <remarks>Context: as zap_pmd_range(); takes the PMD lock.</remarks>
     [KernelSymbol("zap_huge_pmd", "mm/huge_memory.c")]
     public async ValueTask<bool> ZapHugePmd(MmuGather tlb, VmAreaStruct vma, PtPtr pmd, ulong addr)
     {
@@ -58,6 +61,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>zap_huge_pud().</summary>
+    /// <remarks>Context: as zap_pud_range(); takes the PUD lock.</remarks>
     [KernelSymbol("zap_huge_pud", "mm/huge_memory.c")]
     public async ValueTask<bool> ZapHugePud(MmuGather tlb, VmAreaStruct vma, PtPtr pud, ulong addr)
     {

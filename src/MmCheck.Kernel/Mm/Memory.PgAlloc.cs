@@ -32,15 +32,45 @@ public sealed partial class Kernel
     internal void FreePageTable(PageTable t, [CallerMemberName] string fn = "")
     {
         ulong pfn = t.Pfn;
+        int slot = (int)(pfn & (TableCacheSize - 1));
+        if (_tableCacheKey[slot] == pfn + 1)
+        {
+            _tableCacheKey[slot] = 0;
+            _tableCacheTable[slot] = null;
+        }
         Handles.Unregister(MemMap.Mapping(pfn));
         MemMap.Mapping(pfn) = 0;
         MemMap.Flags(pfn) = 0;
         FolioPut(new Folio(pfn), fn);
     }
 
+    private const int TableCacheSize = 64;
+    /// <summary>The tables <see cref="TableOf"/> found last, direct-mapped by pfn: pfn + 1 (0 = empty)
+    /// and the table. A table's entry is dropped when <see cref="FreePageTable"/> frees it, so a hit is
+    /// the table the descriptor names. Model-only: it saves the descriptor and handle lookups that
+    /// every level of every walk makes.</summary>
+    private readonly ulong[] _tableCacheKey = new ulong[TableCacheSize];
+    private readonly PageTable?[] _tableCacheTable = new PageTable?[TableCacheSize];
+
     /// <summary>The table a non-leaf entry points to (pXd_pgtable / page_address of its pfn).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public PageTable TableOf(ulong entry) => (PageTable)Handles.Get(MemMap.Mapping(TablePfn(entry)))!;
+    public PageTable TableOf(ulong entry)
+    {
+        ulong pfn = TablePfn(entry);
+        int slot = (int)(pfn & (TableCacheSize - 1));
+        return _tableCacheKey[slot] == pfn + 1 ? _tableCacheTable[slot]! : TableOfSlow(pfn, slot);
+    }
+
+    private PageTable TableOfSlow(ulong pfn, int slot)
+    {
+        var t = (PageTable?)Handles.Get(MemMap.Mapping(pfn));
+        if (t is not null)
+        {
+            _tableCacheKey[slot] = pfn + 1;
+            _tableCacheTable[slot] = t;
+        }
+        return t!;
+    }
 
     /// <summary>pgd_alloc() → pgd_ctor(): copies the kernel half of init_mm's PGD and joins pgd_list.</summary>
     [KernelSymbol("pgd_ctor", "arch/x86/mm/pgtable.c")]

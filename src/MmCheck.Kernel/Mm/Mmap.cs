@@ -593,6 +593,7 @@ public sealed partial class Kernel
     /// VMA is visible in the tree or in i_mmap), or make it shared-anon (shmem_zero_setup) or
     /// anonymous; then store it in the tree and link it into i_mmap.
     /// </summary>
+    /// <remarks>Context: mmap write lock held.</remarks>
     [KernelSymbol("__mmap_new_vma", "mm/vma.c")]
     private async ValueTask<(VmAreaStruct? Vma, int Err)> __MmapNewVma(MmStruct mm, File? file, ulong addr, ulong end, ulong pgoff,
         VmFlags vmFlags, PgProt pageProt, VmOperationsStruct? vmOps, object? privateData, VmAreaStruct? prev, VmAreaStruct? next,
@@ -707,6 +708,7 @@ public sealed partial class Kernel
     /// mmap_action_complete(): runs ->mmap_prepare()'s deferred action once the VMA is linked
     /// (remap_pfn_range_complete()), then drops the rmap lock if it was held throughout.
     /// </summary>
+    /// <remarks>Context: mmap write lock held.</remarks>
     [KernelSymbol("mmap_action_complete", "mm/util.c")]
     private async ValueTask<int> MmapActionComplete(VmAreaStruct vma, MmapAction action, bool heldRmapLock)
     {
@@ -734,6 +736,7 @@ public sealed partial class Kernel
     /// <summary>
     /// vm_mmap_pgoff(): takes the mmap write lock around do_mmap() and populates afterwards.
     /// </summary>
+    /// <remarks>Context: no locks held; takes the mmap write lock.</remarks>
     [KernelSymbol("vm_mmap_pgoff", "mm/util.c")]
     public async ValueTask<long> VmMmapPgoff(File? file, ulong addr, ulong len, int prot, int flag, ulong pgoff)
     {
@@ -749,6 +752,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>ksys_mmap_pgoff(): looks up the fd and refuses hugetlb (no huge pages are reserved).</summary>
+    /// <remarks>Context: system call body: no locks held.</remarks>
     [KernelSymbol("ksys_mmap_pgoff", "mm/mmap.c")]
     public async ValueTask<long> KsysMmapPgoff(ulong addr, ulong len, int prot, int flags, long fd, ulong pgoff)
     {
@@ -780,6 +784,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>__vm_munmap(): munmap(2) under the mmap write lock, downgraded for the zap.</summary>
+    /// <remarks>Context: no locks held; takes the mmap write lock.</remarks>
     [KernelSymbol("__vm_munmap", "mm/vma.c")]
     public async ValueTask<int> __VmMunmap(ulong start, ulong len, bool unlock)
     {
@@ -797,6 +802,7 @@ public sealed partial class Kernel
     /// exit_mmap(): tears the whole address space down: zap everything with a full-mm gather, free
     /// the page tables, remove every VMA.
     /// </summary>
+    /// <remarks>Context: the mm has no users left; takes the mmap read lock to unmap, then the write lock to free the tables.</remarks>
     [KernelSymbol("exit_mmap", "mm/mmap.c")]
     public async ValueTask ExitMmap(MmStruct mm)
     {

@@ -11,6 +11,7 @@ public sealed partial class Kernel
     /// do_mprotect_pkey(): changes the access of every VMA in [start, start+len); the range must
     /// be fully mapped (-ENOMEM at the first hole) and the new access within each VMA's VM_MAY*.
     /// </summary>
+    /// <remarks>Context: system call body: no locks held; takes the mmap write lock.</remarks>
     [KernelSymbol("do_mprotect_pkey", "mm/mprotect.c")]
     public async ValueTask<int> DoMprotectPkey(ulong start, ulong len, int prot)
     {
@@ -113,6 +114,7 @@ public sealed partial class Kernel
     /// split so one VMA covers [start, end), set its flags and page protection, and change the PTEs.
     /// Returns the error and the VMA now covering the range (the new *pprev).
     /// </summary>
+    /// <remarks>Context: mmap write lock held.</remarks>
     [KernelSymbol("mprotect_fixup", "mm/mprotect.c")]
     public async ValueTask<(int Err, VmAreaStruct? Prev)> MprotectFixup(MmuGather tlb, VmAreaStruct vma, VmAreaStruct? prev,
         ulong start, ulong end, VmFlags newflags)
@@ -172,6 +174,7 @@ public sealed partial class Kernel
     /// change_protection(): rewrites the PTEs of [start, end) with the VMA's new protection,
     /// making a PTE writable early only where no write fault is needed (can_change_pte_writable()).
     /// </summary>
+    /// <remarks>Context: mmap write lock held; the caller's mmu_gather flushes what changed.</remarks>
     [KernelSymbol("change_protection", "mm/mprotect.c")]
     public async ValueTask<long> ChangeProtection(MmuGather tlb, VmAreaStruct vma, ulong start, ulong end, bool tryChangeWritable)
     {
@@ -199,6 +202,7 @@ public sealed partial class Kernel
         return pages;
     }
 
+    /// <remarks>Context: as change_protection().</remarks>
     [KernelSymbol("change_p4d_range", "mm/mprotect.c")]
     private async ValueTask<long> ChangeP4dRange(MmuGather tlb, VmAreaStruct vma, PtPtr pgd, ulong addr, ulong end, PgProt newprot, bool tcw)
     {
@@ -219,6 +223,7 @@ public sealed partial class Kernel
         return pages;
     }
 
+    /// <remarks>Context: as change_protection().</remarks>
     [KernelSymbol("change_pud_range", "mm/mprotect.c")]
     private async ValueTask<long> ChangePudRange(MmuGather tlb, VmAreaStruct vma, PtPtr p4d, ulong addr, ulong end, PgProt newprot, bool tcw)
     {
@@ -244,6 +249,7 @@ public sealed partial class Kernel
         return pages;
     }
 
+    /// <remarks>Context: as change_protection().</remarks>
     [KernelSymbol("change_pmd_range", "mm/mprotect.c")]
     private async ValueTask<long> ChangePmdRange(MmuGather tlb, VmAreaStruct vma, PtPtr pud, ulong addr, ulong end, PgProt newprot, bool tcw)
     {
@@ -270,6 +276,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>change_pte_range(): under the PTL, pte_modify() each present PTE; markers stay.</summary>
+    /// <remarks>Context: as change_protection(); takes and releases the PTL.</remarks>
     [KernelSymbol("change_pte_range", "mm/mprotect.c")]
     private async ValueTask<long> ChangePteRange(MmuGather tlb, VmAreaStruct vma, PtPtr pmd, ulong addr, ulong end, PgProt newprot, bool tcw)
     {

@@ -123,7 +123,11 @@ public sealed class VmaTree
     internal void Remove(VmAreaStruct vma)
     {
         _k.Sched.Access(Obj, write: true);
-        int i = _vmas.IndexOf(vma);
+        int i = LowerBound(vma.VmStart);
+        if (i >= _vmas.Count || _vmas[i] != vma)
+        {
+            i = _vmas.IndexOf(vma);
+        }
         if (i < 0)
         {
             throw new InvalidOperationException($"model defect: {vma} is not in the VMA tree");

@@ -17,16 +17,31 @@ public sealed class Tlb(int cpu)
     public const int Capacity = Sets * Ways;
     private const int VpnBits = 46;
 
+    /// <summary>Shared, never written: the slots of a TLB that has not cached anything yet. A kernel
+    /// is built for every explored execution and most of its CPUs never fill their TLB, so the
+    /// storage is allocated on the first <see cref="Fill"/> (<see cref="AllocateStorage"/>).</summary>
+    private static readonly ulong[] s_noTags = new ulong[Capacity];
+    private static readonly TlbEntry[] s_noData = new TlbEntry[Capacity];
+
     /// <summary>Tag per slot: (mm + 1) above the VPN; 0 marks an empty slot.</summary>
-    private readonly ulong[] _tags = new ulong[Capacity];
-    private readonly TlbEntry[] _data = new TlbEntry[Capacity];
-    private readonly byte[] _victim = new byte[Sets];
+    private ulong[] _tags = s_noTags;
+    private TlbEntry[] _data = s_noData;
+    private byte[] _victim = [];
     private int _count;
     /// <summary>How many slots map each frame, so freeing a frame checks the TLB in O(1).</summary>
-    private readonly PfnCounts _byPfn = new(Capacity * 2);
+    private readonly PfnCounts _byPfn = new(Capacity);
     public readonly ulong Obj = ObjId.Make(ObjId.Kind.Tlb, (ulong)cpu);
 
     public int Count => _count;
+
+    /// <summary>Replaces the shared empty slots with this TLB's own; called before the first write.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void AllocateStorage()
+    {
+        _tags = new ulong[Capacity];
+        _data = new TlbEntry[Capacity];
+        _victim = new byte[Sets];
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong Tag(int mm, ulong vpn) => ((ulong)(mm + 1) << VpnBits) | vpn;
@@ -54,6 +69,10 @@ public sealed class Tlb(int cpu)
 
     public void Fill(int mm, ulong vpn, TlbEntry e)
     {
+        if (_count == 0 && _tags == s_noTags)
+        {
+            AllocateStorage();
+        }
         ulong tag = Tag(mm, vpn);
         int set = (int)(vpn & (Sets - 1));
         int b = set * Ways;
@@ -211,13 +230,16 @@ public sealed class Tlb(int cpu)
 
 /// <summary>
 /// A small open-addressing map from PFN to a count (linear probing, backward-shift deletion):
-/// the TLB's reverse index, kept allocation-free on the fill path.
+/// the TLB's reverse index. It starts small and doubles while at most half full, up to room for
+/// <paramref name="maxEntries"/> keys, so a fresh TLB costs little and a full one never rehashes.
 /// </summary>
-internal sealed class PfnCounts(int capacity)
+internal sealed class PfnCounts(int maxEntries)
 {
-    private readonly ulong[] _keys = new ulong[capacity];   // pfn + 1; 0 = empty
-    private readonly int[] _counts = new int[capacity];
-    private readonly int _mask = capacity - 1;
+    private const int InitialSlots = 16;
+    private ulong[] _keys = new ulong[InitialSlots];   // pfn + 1; 0 = empty
+    private int[] _counts = new int[InitialSlots];
+    private int _mask = InitialSlots - 1;
+    private int _used;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int Home(ulong key) => (int)((key * 0x9E3779B97F4A7C15UL) >> 40) & _mask;
@@ -253,10 +275,37 @@ internal sealed class PfnCounts(int capacity)
         }
         _keys[i] = key;
         _counts[i] = delta;
+        if (++_used * 2 > _keys.Length && _keys.Length < 2 * maxEntries)
+        {
+            Grow();
+        }
+    }
+
+    /// <summary>Doubles the table and reinserts every key (slot order does not matter to lookups).</summary>
+    private void Grow()
+    {
+        var (keys, counts) = (_keys, _counts);
+        _keys = new ulong[keys.Length * 2];
+        _counts = new int[keys.Length * 2];
+        _mask = _keys.Length - 1;
+        for (int j = 0; j < keys.Length; j++)
+        {
+            if (keys[j] != 0)
+            {
+                int i = Home(keys[j]);
+                while (_keys[i] != 0)
+                {
+                    i = (i + 1) & _mask;
+                }
+                _keys[i] = keys[j];
+                _counts[i] = counts[j];
+            }
+        }
     }
 
     private void Remove(int hole)
     {
+        _used--;
         _keys[hole] = 0;
         for (int j = (hole + 1) & _mask; _keys[j] != 0; j = (j + 1) & _mask)
         {
