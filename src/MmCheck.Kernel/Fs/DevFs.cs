@@ -66,6 +66,7 @@ public sealed partial class Kernel
     /// do_dentry_open(): a struct file for the node's inode, f_mapping defaulting to
     /// inode->i_mapping (the ->open passes another mapping when it redirects f_mapping).
     /// </summary>
+    /// <remarks>Context: open(2): no mm locks held; the new file is private to the caller.</remarks>
     [KernelSymbol("do_dentry_open", "fs/open.c")]
     public static File AllocDeviceFile(DeviceNode node, int flags, AddressSpace? mapping = null, object? privateData = null)
     {
@@ -77,6 +78,7 @@ public sealed partial class Kernel
     /// openat(2) → do_sys_openat2(): finds the node, runs its ->open and installs the file in
     /// the lowest free descriptor. -ENOENT for an unknown path.
     /// </summary>
+    /// <remarks>Context: system call entry: no locks held; calls the device's open.</remarks>
     [KernelSymbol("openat", "fs/open.c")]
     public async ValueTask<long> SysOpen(string path, int flags)
     {
@@ -97,6 +99,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>ioctl(2) → vfs_ioctl() → ->unlocked_ioctl; -ENOTTY if the file has none.</summary>
+    /// <remarks>Context: system call entry: no locks held; calls the device's ioctl.</remarks>
     [KernelSymbol("ioctl", "fs/ioctl.c")]
     public async ValueTask<long> SysIoctl(long fd, uint cmd, ulong arg)
     {
@@ -119,6 +122,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>pread64(2) of one value of <paramref name="size"/> bytes at <paramref name="offset"/>.</summary>
+    /// <remarks>Context: system call entry: no locks held; calls the device's read.</remarks>
     [KernelSymbol("pread64", "fs/read_write.c")]
     public async ValueTask<(long Ret, ulong Value)> SysPread(long fd, int size, long offset)
     {
@@ -145,6 +149,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>pwrite64(2) of one value of <paramref name="size"/> bytes at <paramref name="offset"/>.</summary>
+    /// <remarks>Context: system call entry: no locks held; calls the device's write.</remarks>
     [KernelSymbol("pwrite64", "fs/read_write.c")]
     public async ValueTask<long> SysPwrite(long fd, ulong value, int size, long offset)
     {

@@ -14,6 +14,7 @@ public sealed partial class Kernel
     /// iomem_init_inode() (fs_initcall): the pseudo inode whose mapping is indexed by physical
     /// address (file offset = physical address).
     /// </summary>
+    /// <remarks>Context: boot: single-threaded set-up.</remarks>
     [KernelSymbol("iomem_init_inode", "kernel/resource.c")]
     private Inode IomemInitInode()
     {
@@ -24,6 +25,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>iomem_get_mapping(): the shared address space of raw physical-memory mappings.</summary>
+    /// <remarks>Context: any; the iomem inode never changes after boot.</remarks>
     [KernelSymbol("iomem_get_mapping", "kernel/resource.c")]
     public AddressSpace IomemGetMapping()
     {
@@ -38,6 +40,10 @@ public sealed partial class Kernel
     /// exclusive ("iomem=relaxed"). Compiled only with CONFIG_IO_STRICT_DEVMEM, which the model
     /// ties to <see cref="StrictIomemChecks"/> (under it every busy region is exclusive).
     /// </summary>
+    /// <remarks>
+    /// Context: no resource_lock and no mm locks held (called after __request_region() released
+    /// resource_lock). unmap_mapping_range() takes i_mmap_rwsem and PTLs; may sleep.
+    /// </remarks>
     [KernelSymbol("revoke_iomem", "kernel/resource.c")]
     private async ValueTask RevokeIomem(Resource res)
     {
@@ -63,6 +69,7 @@ public sealed partial class Kernel
     /// region_intersects(addr, size, IORESOURCE_SYSTEM_RAM, IORES_DESC_NONE) != REGION_DISJOINT:
     /// does the range touch System RAM?
     /// </summary>
+    /// <remarks>Context: no resource_lock held; takes it for reading.</remarks>
     [KernelSymbol("region_intersects", "kernel/resource.c")]
     public async ValueTask<bool> RegionIntersectsSystemRam(ulong start, ulong size)
     {
@@ -91,6 +98,7 @@ public sealed partial class Kernel
     /// (zeroes below 1 MiB); an exclusive region is refused except in the low 1 MiB; anything else
     /// (PCI BARs nobody claimed exclusively) is allowed.
     /// </summary>
+    /// <remarks>Context: no resource_lock held; may take it for reading.</remarks>
     [KernelSymbol("devmem_is_allowed", "arch/x86/mm/init.c")]
     public async ValueTask<int> DevmemIsAllowed(ulong pagenr)
     {

@@ -47,6 +47,7 @@ public sealed partial class Kernel
     private FileOperations? _shmemFops;
 
     /// <summary>shmem_mmap_prepare(): shmem mappings use shmem_vm_ops.</summary>
+    /// <remarks>Context: -&gt;mmap_prepare: mmap_lock write-held; only the descriptor exists.</remarks>
     [KernelSymbol("shmem_mmap_prepare", "mm/shmem.c")]
     private ValueTask<int> ShmemMmapPrepare(VmAreaDesc desc)
     {
@@ -59,6 +60,10 @@ public sealed partial class Kernel
     /// shared anonymous memory). Unless <paramref name="flags"/> has VM_NORESERVE, the whole size is
     /// charged to vm_committed_as up front (shmem_acct_size()): -ENOMEM if the overcommit policy refuses.
     /// </summary>
+    /// <remarks>
+    /// Context: no mm locks needed; the new inode and file are private to the caller
+    /// (shmem_zero_setup() calls it with mmap_lock write-held).
+    /// </remarks>
     [KernelSymbol("shmem_file_setup", "mm/shmem.c")]
     public (File? File, int Err) ShmemFileSetup(string path, long size, VmFlags flags)
     {
@@ -80,11 +85,13 @@ public sealed partial class Kernel
     private const long MAX_LFS_FILESIZE = long.MaxValue;
 
     /// <summary>shmem_acct_size(): a file without VM_NORESERVE charges its size (VM_ACCT()) at once.</summary>
+    /// <remarks>Context: any; the commit counter is global.</remarks>
     [KernelSymbol("shmem_acct_size", "mm/shmem.c")]
     private int ShmemAcctSize(VmFlags flags, long size) =>
         (flags & VmFlags.VM_NORESERVE) != 0 ? 0 : VmEnoughMemory((long)(((ulong)size + PAGE_SIZE - 1) >> PAGE_SHIFT));
 
     /// <summary>shmem_unacct_size(): gives back what shmem_acct_size() charged.</summary>
+    /// <remarks>Context: any; the commit counter is global.</remarks>
     [KernelSymbol("shmem_unacct_size", "mm/shmem.c")]
     private void ShmemUnacctSize(VmFlags flags, long size)
     {
@@ -96,6 +103,10 @@ public sealed partial class Kernel
 
     /// <summary>shmem_zero_setup(): MAP_SHARED|MAP_ANONYMOUS becomes a mapping of an unlinked
     /// tmpfs file ("/dev/zero (deleted)") of the VMA's size, charged unless the VMA is VM_NORESERVE.</summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held (from mmap_region() for a shared anonymous mapping); the VMA
+    /// is not yet linked, so replacing vm_file is safe.
+    /// </remarks>
     [KernelSymbol("shmem_zero_setup", "mm/shmem.c")]
     public ValueTask<int> ShmemZeroSetup(VmAreaStruct vma)
     {
@@ -196,6 +207,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vmf_error(): -ENOMEM is OOM, anything else SIGBUS.</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("vmf_error", "include/linux/mm.h")]
     public static VmFault VmfError(int err) => err == -Errno.ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
 
@@ -297,6 +309,7 @@ public sealed partial class Kernel
     /// memfd_create(2): an unlinked tmpfs file; without MFD_ALLOW_SEALING it is sealed against
     /// sealing. Returns the new fd or -errno.
     /// </summary>
+    /// <remarks>Context: system call: no locks held; the new file is private until installed.</remarks>
     [KernelSymbol("memfd_create", "mm/memfd.c")]
     public long MemfdCreate(string name, uint flags)
     {
@@ -334,6 +347,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>memfd_check_seals_mmap(): a write-sealed memfd cannot be mapped shared-writable.</summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held (from mmap). The seals are read without i_rwsem, as the kernel
+    /// does.
+    /// </remarks>
     [KernelSymbol("memfd_check_seals_mmap", "mm/memfd.c")]
     private static int MemfdCheckSealsMmap(File file, ref VmFlags vmFlags)
     {
@@ -357,6 +374,10 @@ public sealed partial class Kernel
     /// pages from every mapping (COWed private copies too), drops them from the page cache and
     /// zeroes the tail of a partial last page.
     /// </summary>
+    /// <remarks>
+    /// Context: system call: no mm locks held. Takes i_rwsem for writing around the size change,
+    /// which unmaps (i_mmap_rwsem, PTLs) and truncates (folio locks). May sleep.
+    /// </remarks>
     [KernelSymbol("do_sys_ftruncate", "fs/open.c")]
     public async ValueTask<long> DoSysFtruncate(long fd, long length)
     {
@@ -474,6 +495,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>iput(): the last reference to an unlinked inode evicts it (its page cache goes).</summary>
+    /// <remarks>
+    /// Context: no mm locks or i_rwsem held (called from the deferred fput); eviction truncates the
+    /// page cache, taking folio locks. May sleep.
+    /// </remarks>
     [KernelSymbol("iput", "fs/inode.c")]
     public async ValueTask Iput(Inode inode)
     {

@@ -33,6 +33,8 @@ public static class Invariants
     public const string DeviceExclusiveCoherent = "device-exclusive-coherent";
     public const string KernelMappingSync = "kernel-mapping-sync";
     public const string WriteNotify = "write-notify";
+    /// <summary>check_mm() at __mmdrop(): an rss counter is not zero when the mm is freed.</summary>
+    public const string BadRssCounter = "bad-rss-counter";
 }
 
 /// <summary>

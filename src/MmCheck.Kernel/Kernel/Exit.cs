@@ -49,7 +49,7 @@ public sealed partial class Kernel
         Mmdrop(mm);
     }
 
-    /// <summary>mmdrop() → __mmdrop(): the PGD goes (pgd_free() leaves pgd_list).</summary>
+    /// <summary>mmdrop(): the last mm_count reference frees the mm.</summary>
     [KernelSymbol("mmdrop", "include/linux/sched/mm.h")]
     private void Mmdrop(MmStruct mm)
     {
@@ -57,13 +57,46 @@ public sealed partial class Kernel
         {
             return;
         }
+        __Mmdrop(mm);
+    }
+
+    /// <summary>__mmdrop(): the PGD goes (pgd_free() leaves pgd_list), then check_mm() looks at
+    /// what is left before the mm is freed.</summary>
+    [KernelSymbol("__mmdrop", "kernel/fork.c")]
+    private void __Mmdrop(MmStruct mm)
+    {
         PgdList.Remove(mm);
         foreach (var cpu in Cpus)
         {
             cpu.Tlb.InvalidateMm(mm.Id);
         }
         FreePageTable(mm.Pgd);
+        CheckMm(mm);
         Mms.Remove(mm);
+    }
+
+    /// <summary>
+    /// check_mm(): every rss counter must be back to zero once exit_mmap() has zapped every VMA. A
+    /// page still counted was mapped where no VMA covers it (exit_mmap() never saw it) or was
+    /// accounted wrongly; the kernel prints "BUG: Bad rss-counter state" (pr_alert, the task goes on),
+    /// here a <see cref="Invariants.BadRssCounter"/> finding. The pgtables_bytes check is not
+    /// modelled (the model does not count page-table bytes).
+    /// </summary>
+    [KernelSymbol("check_mm", "kernel/fork.c")]
+    private void CheckMm(MmStruct mm)
+    {
+        // The enum's names are resident_page_types[], the names check_mm() prints.
+        for (int i = 0; i < mm.RssStat.Length; i++)
+        {
+            long x = mm.RssStat[i];
+            if (x != 0)
+            {
+                var cur = Current;
+                Violation(Invariants.BadRssCounter,
+                    $"Bad rss-counter state {mm} type:{(MmCounter)i} val:{x} Comm:{cur?.Comm ?? "-"} Pid:{cur?.Pid ?? 0}",
+                    "check_mm");
+            }
+        }
     }
 
     /// <summary>exit_files(): every descriptor is closed.</summary>

@@ -8,6 +8,7 @@ namespace Linux;
 public sealed partial class Kernel
 {
     /// <summary>gup_vma_lookup(): the VMA containing the address (GUP no longer grows stacks).</summary>
+    /// <remarks>Context: mmap_lock held (read at least).</remarks>
     [KernelSymbol("gup_vma_lookup", "mm/gup.c")]
     private static VmAreaStruct? GupVmaLookup(MmStruct mm, ulong addr)
     {
@@ -16,6 +17,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vma_permits_fault(): the access the fault stands for is allowed by the VMA.</summary>
+    /// <remarks>Context: mmap_lock held (the VMA is stable).</remarks>
     [KernelSymbol("vma_permits_fault", "mm/gup.c")]
     private static bool VmaPermitsFault(VmAreaStruct vma, FaultFlag faultFlags)
     {

@@ -13,6 +13,7 @@ public sealed partial class Kernel
     /// into a COW mapping, long-term writable pins of dirty-tracked file mappings, reads without
     /// VM_READ unless forced.
     /// </summary>
+    /// <remarks>Context: mmap_lock read-held (or the VMA otherwise stable).</remarks>
     [KernelSymbol("check_vma_flags", "mm/gup.c")]
     public int CheckVmaFlags(VmAreaStruct vma, Foll gupFlags)
     {
@@ -56,6 +57,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>writable_file_mapping_allowed(): only FOLL_PIN|FOLL_LONGTERM of a dirty-tracked mapping is refused.</summary>
+    /// <remarks>Context: the VMA is stable (mmap_lock held).</remarks>
     [KernelSymbol("writable_file_mapping_allowed", "mm/gup.c")]
     private bool WritableFileMappingAllowed(VmAreaStruct vma, Foll gupFlags)
     {
@@ -67,6 +69,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vma_needs_dirty_tracking(): shared writable and the backer tracks dirty pages.</summary>
+    /// <remarks>Context: the VMA is stable (mmap_lock held, or write-locked by mprotect/mmap).</remarks>
     [KernelSymbol("vma_needs_dirty_tracking", "mm/mmap.c")]
     public bool VmaNeedsDirtyTracking(VmAreaStruct vma)
     {
@@ -85,6 +88,10 @@ public sealed partial class Kernel
     /// gup_must_unshare(): a read-only pin of an anon page that is not exclusive must first unshare
     /// it (FAULT_FLAG_UNSHARE), so the pin cannot end up on a page a later COW replaces.
     /// </summary>
+    /// <remarks>
+    /// Context: under the PTL that maps the page (or in the lockless fast path); looks at
+    /// PageAnonExclusive.
+    /// </remarks>
     [KernelSymbol("gup_must_unshare", "mm/internal.h")]
     public bool GupMustUnshare(VmAreaStruct? vma, Foll flags, Page page)
     {
@@ -110,6 +117,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>can_follow_write_pte(): may GUP write through this PTE without a write fault?</summary>
+    /// <remarks>Context: under the PTL that maps the page.</remarks>
     [KernelSymbol("can_follow_write_pte", "mm/gup.c")]
     private bool CanFollowWritePte(Pte pte, Page? page, VmAreaStruct vma, Foll flags)
     {
@@ -137,6 +145,10 @@ public sealed partial class Kernel
     /// try_grab_folio(): FOLL_GET takes a reference, FOLL_PIN takes GUP_PIN_COUNTING_BIAS of them
     /// (none on the zero page, which never goes away).
     /// </summary>
+    /// <remarks>
+    /// Context: under the PTL that maps the folio (or the lockless fast path, which rechecks): the
+    /// folio cannot be freed meanwhile. Does not sleep.
+    /// </remarks>
     [KernelSymbol("try_grab_folio", "mm/gup.c")]
     public int TryGrabFolio(Folio folio, int refs, Foll flags)
     {
@@ -160,6 +172,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>gup_put_folio(): drops what try_grab_folio() took.</summary>
+    /// <remarks>Context: any; does not sleep. Dropping the last reference frees the folio.</remarks>
     [KernelSymbol("gup_put_folio", "mm/gup.c")]
     public void GupPutFolio(Folio folio, int refs, Foll flags)
     {
@@ -178,6 +191,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>unpin_user_page().</summary>
+    /// <remarks>Context: any; no locks needed. Does not sleep.</remarks>
     [KernelSymbol("unpin_user_page", "mm/gup.c")]
     public void UnpinUserPage(Page page) => GupPutFolio(new Folio(page.Pfn), 1, FOLL_PIN);
 
@@ -303,6 +317,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vm_fault_to_errno().</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("vm_fault_to_errno", "include/linux/mm.h")]
     public static int VmFaultToErrno(VmFault f, Foll flags)
     {

@@ -96,6 +96,11 @@ public sealed partial class Kernel
     /// shmem read from swap — the model has no swap, so nothing is read; other files get
     /// vfs_fadvise(WILLNEED) with the mmap lock dropped (the model's files have no readahead).
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock read-held. For a regular non-shmem file it drops the lock around the
+    /// (empty) fadvise, holding a file reference, and takes it again; the walk is told the VMAs
+    /// went stale. May sleep.
+    /// </remarks>
     [KernelSymbol("madvise_willneed", "mm/madvise.c")]
     private async ValueTask<int> MadviseWillneed(MadviseBehavior mb)
     {
@@ -123,6 +128,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>mark_mmap_lock_dropped().</summary>
+    /// <remarks>
+    /// Context: called while the walk holds the mmap lock (never just a VMA lock) by a behaviour
+    /// that is about to let it go.
+    /// </remarks>
     [KernelSymbol("mark_mmap_lock_dropped", "mm/madvise.c")]
     private void MarkMmapLockDropped(MadviseBehavior mb)
     {
@@ -134,10 +143,12 @@ public sealed partial class Kernel
     /// can_do_file_pageout(): file pages may be paged out only by their owner or someone who could
     /// write the file. The model's tasks are privileged (inode_owner_or_capable()).
     /// </summary>
+    /// <remarks>Context: the VMA is stable (mmap_lock or its VMA lock held).</remarks>
     [KernelSymbol("can_do_file_pageout", "mm/madvise.c")]
     private static bool CanDoFilePageout(VmAreaStruct vma) => vma.VmFile is not null;
 
     /// <summary>can_madv_lru_vma(): COLD/PAGEOUT leave mlocked, PFN-mapped and hugetlb VMAs alone.</summary>
+    /// <remarks>Context: the VMA is stable (mmap_lock or its VMA lock held).</remarks>
     [KernelSymbol("can_madv_lru_vma", "mm/madvise.c")]
     private static bool CanMadvLruVma(VmAreaStruct vma) => (vma.VmFlags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB)) == 0;
 
@@ -147,6 +158,11 @@ public sealed partial class Kernel
     /// referenced bits (deactivation); PAGEOUT isolates the folio for reclaim_pages(), which runs
     /// once the PTL is dropped.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock read-held, no PTL. Takes and drops the PTE table's PTL; the folios to
+    /// page out are reclaimed only after the PTL is released (reclaim takes folio locks). Ends at a
+    /// preemption point.
+    /// </remarks>
     [KernelSymbol("madvise_cold_or_pageout_pte_range", "mm/madvise.c")]
     private async ValueTask<int> MadviseColdOrPageoutPteRange(MmuGather tlb, VmAreaStruct vma, bool pageout, PtPtr pmd, ulong addr, ulong end)
     {
@@ -224,6 +240,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>folio_putback_lru(): back on the LRU, dropping the isolation reference.</summary>
+    /// <remarks>
+    /// Context: the caller owns the isolation reference; no lock needed here (the lruvec lock is
+    /// not modelled).
+    /// </remarks>
     [KernelSymbol("folio_putback_lru", "mm/vmscan.c")]
     private void FolioPutbackLru(Folio folio)
     {
@@ -240,6 +260,10 @@ public sealed partial class Kernel
     /// unmapped and, with no swap to write it to, kept in the page cache. The folios were isolated
     /// from a PTE that was their only mapping, so the rmap walk is that one PTE.
     /// </summary>
+    /// <remarks>
+    /// Context: no PTL held (the madvise walk still holds mmap_lock read). Trylocks each folio,
+    /// never waits for one; unmapping takes the PTL.
+    /// </remarks>
     [KernelSymbol("reclaim_pages", "mm/vmscan.c")]
     private async ValueTask ReclaimPages(List<(Folio Folio, VmAreaStruct Vma, ulong Addr)> folioList)
     {
@@ -285,6 +309,10 @@ public sealed partial class Kernel
     /// a reference; a file folio is unmapped (its PTE's dirty bit moves to the folio). Returns
     /// whether a lazyfree folio was discarded (its mapping reference dropped).
     /// </summary>
+    /// <remarks>
+    /// Context: folio locked; the mmap_lock read-held by the madvise walk keeps the VMA alive.
+    /// Calls the mmu notifiers and takes and drops the PTL.
+    /// </remarks>
     [KernelSymbol("try_to_unmap_one", "mm/rmap.c")]
     private async ValueTask<bool> TryToUnmapOne(Folio folio, VmAreaStruct vma, ulong addr)
     {
@@ -343,6 +371,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>madvise_cold_page_range(): the cold walk between tlb_start_vma() and tlb_end_vma().</summary>
+    /// <remarks>Context: mmap_lock read-held; PTLs are taken per table by the walk.</remarks>
     [KernelSymbol("madvise_cold_page_range", "mm/madvise.c")]
     private async ValueTask MadviseColdPageRange(MmuGather tlb, MadviseBehavior mb)
     {
@@ -353,6 +382,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>madvise_cold(): deactivate the range's exclusively mapped pages.</summary>
+    /// <remarks>Context: mmap_lock read-held. May sleep.</remarks>
     [KernelSymbol("madvise_cold", "mm/madvise.c")]
     private async ValueTask<int> MadviseCold(MadviseBehavior mb)
     {
@@ -369,6 +399,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>madvise_pageout_page_range().</summary>
+    /// <remarks>Context: mmap_lock read-held; PTLs are taken per table by the walk.</remarks>
     [KernelSymbol("madvise_pageout_page_range", "mm/madvise.c")]
     private async ValueTask MadvisePageoutPageRange(MmuGather tlb, VmAreaStruct vma, MadviseBehaviorRange range)
     {
@@ -378,6 +409,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>madvise_pageout(): reclaim the range's exclusively mapped pages now.</summary>
+    /// <remarks>Context: mmap_lock read-held. May sleep (folio locks, reclaim).</remarks>
     [KernelSymbol("madvise_pageout", "mm/madvise.c")]
     private async ValueTask<int> MadvisePageout(MadviseBehavior mb)
     {
@@ -404,6 +436,10 @@ public sealed partial class Kernel
     /// exclusively mapped folio's dirty flag is cleared first. Poison entries are cleared; guard
     /// markers stay.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock read-held or the VMA read-locked. Takes and drops the table's PTL; under
+    /// it a dirty folio is only trylocked.
+    /// </remarks>
     [KernelSymbol("madvise_free_pte_range", "mm/madvise.c")]
     private async ValueTask<int> MadviseFreePteRange(MmuGather tlb, VmAreaStruct vma, PtPtr pmd, ulong addr, ulong end)
     {
@@ -469,6 +505,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>madvise_free_single_vma(): MADV_FREE of one anonymous VMA's range.</summary>
+    /// <remarks>
+    /// Context: mmap_lock read-held or the VMA read-locked; mmu notifier range held open around the
+    /// walk.
+    /// </remarks>
     [KernelSymbol("madvise_free_single_vma", "mm/madvise.c")]
     private async ValueTask<int> MadviseFreeSingleVma(MadviseBehavior mb)
     {
@@ -494,6 +534,10 @@ public sealed partial class Kernel
     /// madvise_dontneed_single_vma(): zap the range with the request's mmu_gather, private COW
     /// copies included; guard markers stay.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock read-held or the VMA read-locked; adds to the request's mmu_gather,
+    /// flushed by madvise_finish_tlb().
+    /// </remarks>
     [KernelSymbol("madvise_dontneed_single_vma", "mm/madvise.c")]
     private async ValueTask<int> MadviseDontneedSingleVma(MadviseBehavior mb)
     {
@@ -505,6 +549,10 @@ public sealed partial class Kernel
     /// <summary>
     /// zap_page_range_single_batched(): zap_page_range_single() with the caller's mmu_gather.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock held or the VMA read-locked, so the VMA cannot change; takes the PTLs
+    /// itself. May sleep.
+    /// </remarks>
     [KernelSymbol("zap_page_range_single_batched", "mm/memory.c")]
     public async ValueTask ZapPageRangeSingleBatched(MmuGather tlb, VmAreaStruct vma, ulong address, ulong size, ZapDetails? details)
     {
@@ -518,6 +566,7 @@ public sealed partial class Kernel
     /// madvise_dontneed_free_valid_vma(): PFN maps never; mlocked VMAs only for
     /// MADV_DONTNEED_LOCKED (hugetlb VMAs do not exist in the model).
     /// </summary>
+    /// <remarks>Context: the VMA is stable (mmap_lock or its VMA lock held).</remarks>
     [KernelSymbol("madvise_dontneed_free_valid_vma", "mm/madvise.c")]
     private static bool MadviseDontneedFreeValidVma(MadviseBehavior mb)
     {
@@ -530,6 +579,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>madvise_dontneed_free(): validity, then DONTNEED or FREE of the VMA's range.</summary>
+    /// <remarks>
+    /// Context: mmap_lock read-held or the VMA read-locked. The kernel drops the mmap lock here
+    /// only for userfaultfd, which the model lacks.
+    /// </remarks>
     [KernelSymbol("madvise_dontneed_free", "mm/madvise.c")]
     private async ValueTask<int> MadviseDontneedFree(MadviseBehavior mb)
     {
@@ -560,6 +613,10 @@ public sealed partial class Kernel
     /// The model has no anonymous or shmem THP: where the kernel would collapse, the pages stay
     /// small and the advice succeeds.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock read-held and still held on return (the kernel drops it around a real
+    /// collapse; the model never collapses).
+    /// </remarks>
     [KernelSymbol("madvise_collapse", "mm/madvise.c")]
     private int MadviseCollapse(MadviseBehavior mb)
     {
@@ -583,6 +640,7 @@ public sealed partial class Kernel
     /// an aligned PMD fits at the VMA's end (and the file offset is aligned), anonymous VMAs
     /// with an anon_vma, or shmem.
     /// </summary>
+    /// <remarks>Context: the VMA is stable (mmap_lock or its VMA lock held).</remarks>
     [KernelSymbol("__thp_vma_allowable_orders", "mm/huge_memory.c")]
     private bool ThpVmaAllowableForcedCollapse(VmAreaStruct vma)
     {
@@ -617,6 +675,10 @@ public sealed partial class Kernel
     /// errors: -EINVAL (incompatible mapping or permissions), -EFAULT (SIGBUS/SIGSEGV),
     /// -EHWPOISON, -ENOMEM (no VMA or out of memory).
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock read-held on entry and on return; faulting may drop it, and it is taken
+    /// again before the next step. May sleep.
+    /// </remarks>
     [KernelSymbol("madvise_populate", "mm/madvise.c")]
     private async ValueTask<int> MadvisePopulate(MadviseBehavior mb)
     {
@@ -656,6 +718,10 @@ public sealed partial class Kernel
     /// madvise_remove(): punch a hole in the file behind a shared writable mapping —
     /// vfs_fallocate(PUNCH_HOLE | KEEP_SIZE) with the mmap lock dropped (i_rwsem ranks above it).
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock read-held. Drops it (holding a file reference) so that fallocate can take
+    /// i_rwsem, then takes it again; the walk is told the VMAs went stale.
+    /// </remarks>
     [KernelSymbol("madvise_remove", "mm/madvise.c")]
     private async ValueTask<int> MadviseRemove(MadviseBehavior mb)
     {
@@ -690,6 +756,7 @@ public sealed partial class Kernel
     /// vfs_fallocate(): checks the mode and the file, then the filesystem's ->fallocate (shmem is
     /// the only regular file in the model; device files are not regular).
     /// </summary>
+    /// <remarks>Context: no mmap_lock held (i_rwsem ranks above it). May sleep.</remarks>
     [KernelSymbol("vfs_fallocate", "fs/open.c")]
     public async ValueTask<int> VfsFallocate(File file, int mode, long offset, long len)
     {
@@ -721,6 +788,10 @@ public sealed partial class Kernel
     /// from every mapping (private COW copies stay), then drop them from the page cache.
     /// Write-sealed files refuse (-EPERM).
     /// </summary>
+    /// <remarks>
+    /// Context: no mmap_lock held. Takes the inode's i_rwsem for writing; the unmap takes
+    /// i_mmap_rwsem and PTLs, the truncation folio locks. May sleep.
+    /// </remarks>
     [KernelSymbol("shmem_fallocate", "mm/shmem.c")]
     public async ValueTask<int> ShmemFallocate(File file, int mode, long offset, long len)
     {
@@ -760,6 +831,7 @@ public sealed partial class Kernel
     /// wholly inside [lstart, lend] (unmapping any that got mapped meanwhile); partial pages at
     /// the edges are zeroed in part.
     /// </summary>
+    /// <remarks>Context: i_rwsem write-held by the caller. Locks each folio it drops or zeroes; may sleep.</remarks>
     [KernelSymbol("shmem_undo_range", "mm/shmem.c")]
     private async ValueTask ShmemUndoRange(Inode inode, long lstart, long lend)
     {
@@ -823,6 +895,7 @@ public sealed partial class Kernel
     // ---- guard regions ----
 
     /// <summary>is_valid_guard_vma(): not special, not hugetlb, and (for install) not mlocked.</summary>
+    /// <remarks>Context: the VMA is stable (mmap_lock or its VMA lock held).</remarks>
     [KernelSymbol("is_valid_guard_vma", "mm/madvise.c")]
     private static bool IsValidGuardVma(VmAreaStruct vma, bool allowLocked)
     {
@@ -840,6 +913,11 @@ public sealed partial class Kernel
     /// other entry (or a huge leaf) stops the walk with 1 so the caller zaps and retries.
     /// Returns &lt;0 on error, 0 when the whole range is guarded, &gt;0 if a zap is needed.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock read-held or the VMA read-locked. Allocates missing tables (may sleep;
+    /// pmd_install() and friends take page_table_lock or the PMD lock) and holds each PTE table's
+    /// PTL while it fills it.
+    /// </remarks>
     [KernelSymbol("guard_install_pte_entry", "mm/madvise.c")]
     private async ValueTask<(int Err, ulong NrPages)> GuardInstallWalk(VmAreaStruct vma, ulong start, ulong end)
     {
@@ -910,6 +988,11 @@ public sealed partial class Kernel
     /// there first (markers already present stay). The VMA is flagged VM_MAYBE_GUARD; an anonymous
     /// VMA gets its anon_vma. After a few failed attempts (racing faults) the syscall restarts.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock read-held, or only the VMA read-locked when the VMA already has its
+    /// anon_vma (anon_vma_prepare() needs the mmap lock). VM_MAYBE_GUARD is set without the VMA
+    /// write lock. May sleep.
+    /// </remarks>
     [KernelSymbol("madvise_guard_install", "mm/madvise.c")]
     private async ValueTask<int> MadviseGuardInstall(MadviseBehavior mb)
     {
@@ -952,6 +1035,10 @@ public sealed partial class Kernel
     /// madvise_guard_remove(): the guard_remove_* walk clears guard markers (huge leaves cannot
     /// hold any and are skipped); allowed on mlocked VMAs since nothing is lost.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock read-held or the VMA read-locked; the PTL of each table is taken while
+    /// its markers are cleared.
+    /// </remarks>
     [KernelSymbol("madvise_guard_remove", "mm/madvise.c")]
     private async ValueTask<int> MadviseGuardRemove(MadviseBehavior mb)
     {
@@ -991,6 +1078,10 @@ public sealed partial class Kernel
     /// <paramref name="pmdEntry"/> for each populated PMD (huge leaves included); PUD leaves are
     /// skipped. A non-zero return stops the walk and is returned.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock read-held or the VMA read-locked. The walker takes no table lock;
+    /// pmdEntry takes what it needs.
+    /// </remarks>
     [KernelSymbol("walk_page_range_vma", "mm/pagewalk.c")]
     private async ValueTask<int> WalkPageRangeVma(VmAreaStruct vma, ulong start, ulong end, Func<PtPtr, ulong, ulong, ValueTask<int>> pmdEntry)
     {
@@ -1020,6 +1111,8 @@ public sealed partial class Kernel
         return 0;
     }
 
+    /// <summary>walk_p4d_range(): one PGD entry's P4D table, descending into present entries.</summary>
+    /// <remarks>Context: as walk_page_range_vma().</remarks>
     [KernelSymbol("walk_p4d_range", "mm/pagewalk.c")]
     private async ValueTask<int> WalkP4dRange(PtPtr pgd, ulong addr, ulong end, Func<PtPtr, ulong, ulong, ValueTask<int>> pmdEntry)
     {
@@ -1043,6 +1136,8 @@ public sealed partial class Kernel
         return 0;
     }
 
+    /// <summary>walk_pud_range(): one P4D entry's PUD table; leaves are skipped.</summary>
+    /// <remarks>Context: as walk_page_range_vma().</remarks>
     [KernelSymbol("walk_pud_range", "mm/pagewalk.c")]
     private async ValueTask<int> WalkPudRange(PtPtr p4d, ulong addr, ulong end, Func<PtPtr, ulong, ulong, ValueTask<int>> pmdEntry)
     {
@@ -1066,6 +1161,8 @@ public sealed partial class Kernel
         return 0;
     }
 
+    /// <summary>walk_pmd_range(): one PUD entry's PMD table, handing each non-empty entry to pmdEntry.</summary>
+    /// <remarks>Context: as walk_page_range_vma().</remarks>
     [KernelSymbol("walk_pmd_range", "mm/pagewalk.c")]
     private async ValueTask<int> WalkPmdRange(PtPtr pud, ulong addr, ulong end, Func<PtPtr, ulong, ulong, ValueTask<int>> pmdEntry)
     {
@@ -1096,6 +1193,7 @@ public sealed partial class Kernel
     /// breaks the VMA's KSM pages (ksmd does not run here, /sys/kernel/mm/ksm/run = 0, so there are
     /// none) and clears the flag.
     /// </summary>
+    /// <remarks>Context: mmap_lock write-held (the new flags are applied by madvise_update_vma()).</remarks>
     [KernelSymbol("ksm_madvise", "mm/ksm.c")]
     public int KsmMadvise(VmAreaStruct vma, ulong start, ulong end, int advice, ref VmFlags vmFlags)
     {
@@ -1131,6 +1229,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vma_ksm_compatible(): KSM merges only private, ordinary memory.</summary>
+    /// <remarks>Context: the VMA is stable (mmap_lock or its VMA lock held).</remarks>
     [KernelSymbol("vma_ksm_compatible", "mm/ksm.c")]
     private static bool VmaKsmCompatible(VmAreaStruct vma) =>
         (vma.VmFlags & (VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_HUGETLB | VM_MIXEDMAP)) == 0;
@@ -1139,6 +1238,7 @@ public sealed partial class Kernel
     /// hugepage_madvise(): MADV_HUGEPAGE / MADV_NOHUGEPAGE swap VM_HUGEPAGE and VM_NOHUGEPAGE
     /// (khugepaged registration has no effect in the model).
     /// </summary>
+    /// <remarks>Context: mmap_lock write-held; only computes the new flags.</remarks>
     [KernelSymbol("hugepage_madvise", "mm/khugepaged.c")]
     public static int HugepageMadvise(VmAreaStruct vma, ref VmFlags vmFlags, int advice)
     {
@@ -1165,6 +1265,10 @@ public sealed partial class Kernel
     /// reference) on this CPU's lru_lazyfree batch; lru_lazyfree() clears PG_swapbacked when the
     /// batch drains (full, or lru_add_drain()).
     /// </summary>
+    /// <remarks>
+    /// Context: called under the PTL: takes a folio reference and queues it on this CPU's batch
+    /// without sleeping.
+    /// </remarks>
     [KernelSymbol("folio_mark_lazyfree", "mm/swap.c")]
     public void FolioMarkLazyfree(Folio folio)
     {
@@ -1191,6 +1295,10 @@ public sealed partial class Kernel
     /// ordinary anonymous folio loses PG_active, PG_referenced and PG_swapbacked; then the batch's
     /// references are dropped.
     /// </summary>
+    /// <remarks>
+    /// Context: this CPU's batch; does not sleep (may run under a PTL). The lruvec lock is not
+    /// modelled.
+    /// </remarks>
     [KernelSymbol("folio_batch_move_lru", "mm/swap.c")]
     private void FolioBatchMoveLru(List<Folio> batch)
     {
@@ -1217,6 +1325,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>lru_add_drain(): drain this CPU's LRU batches (the lazyfree one is the model's only).</summary>
+    /// <remarks>Context: any; does not sleep.</remarks>
     [KernelSymbol("lru_add_drain", "mm/swap.c")]
     public void LruAddDrain()
     {
@@ -1234,6 +1343,11 @@ public sealed partial class Kernel
     /// advice ends in madvise_update_vma(), whose -ENOMEM (a split past max_map_count) becomes
     /// -EAGAIN.
     /// </summary>
+    /// <remarks>
+    /// Context: the lock madvise_lock() chose: mmap_lock write-held for flag changes, read-held for
+    /// the walking advice, or only the VMA read-locked for DONTNEED/FREE/GUARD_*. WILLNEED and
+    /// REMOVE drop and retake the read lock.
+    /// </remarks>
     [KernelSymbol("madvise_vma_behavior", "mm/madvise.c")]
     private async ValueTask<int> MadviseVmaBehavior(MadviseBehavior mb)
     {
@@ -1326,6 +1440,7 @@ public sealed partial class Kernel
 
     /// <summary>madvise_behavior_valid(): this kernel's advice values (CONFIG_KSM=y,
     /// CONFIG_TRANSPARENT_HUGEPAGE=y, CONFIG_MEMORY_FAILURE unset).</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("madvise_behavior_valid", "mm/madvise.c")]
     public static bool MadviseBehaviorValid(int behavior) => behavior switch
     {
@@ -1340,10 +1455,12 @@ public sealed partial class Kernel
     };
 
     /// <summary>prepares_anon_vma(): advice that may call anon_vma_prepare() needs the mmap lock.</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("prepares_anon_vma", "mm/madvise.c")]
     private static bool PreparesAnonVma(int behavior) => behavior == MADV_GUARD_INSTALL;
 
     /// <summary>is_vma_lock_sufficient(): one VMA, our own mm, and no anon_vma to prepare.</summary>
+    /// <remarks>Context: the VMA is read-locked (from lock_vma_under_rcu()).</remarks>
     [KernelSymbol("is_vma_lock_sufficient", "mm/madvise.c")]
     private bool IsVmaLockSufficient(VmAreaStruct vma, MadviseBehavior mb)
     {
@@ -1366,6 +1483,10 @@ public sealed partial class Kernel
     /// try_vma_read_lock(): read-lock the VMA at the start of the range if it alone suffices;
     /// otherwise fall back to the mmap read lock (returning false).
     /// </summary>
+    /// <remarks>
+    /// Context: no mmap_lock held. Returns true with the VMA read-locked, or false with mmap_lock
+    /// read-held and the lock mode switched to MADVISE_MMAP_READ_LOCK.
+    /// </remarks>
     [KernelSymbol("try_vma_read_lock", "mm/madvise.c")]
     private async ValueTask<bool> TryVmaReadLock(MadviseBehavior mb)
     {
@@ -1390,6 +1511,11 @@ public sealed partial class Kernel
     /// of the range. Unmapped gaps make the result -ENOMEM but the walk goes on; an error from a
     /// VMA stops it at once.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock held (read or write), or in MADVISE_VMA_READ_LOCK mode nothing: then it
+    /// read-locks one VMA and releases it before returning, or falls back to holding mmap_lock
+    /// read, which madvise_unlock() releases.
+    /// </remarks>
     [KernelSymbol("madvise_walk_vmas", "mm/madvise.c")]
     private async ValueTask<int> MadviseWalkVmas(MadviseBehavior mb)
     {
@@ -1463,6 +1589,7 @@ public sealed partial class Kernel
     /// get_lock_mode(): flag changes need the mmap write lock; DONTNEED, FREE and the guard advice
     /// try the VMA lock; the rest walk under the mmap read lock.
     /// </summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("get_lock_mode", "mm/madvise.c")]
     private static MadviseLockMode GetLockMode(MadviseBehavior mb) => mb.Behavior switch
     {
@@ -1473,6 +1600,11 @@ public sealed partial class Kernel
         _ => MadviseLockMode.MADVISE_MMAP_WRITE_LOCK,
     };
 
+    /// <summary>madvise_lock(): take the lock the advice needs and record the mode.</summary>
+    /// <remarks>
+    /// Context: no mmap_lock held. Returns with the mode's lock held: mmap_lock for writing
+    /// (killable: -EINTR) or reading, or nothing for the per-VMA mode. May sleep.
+    /// </remarks>
     [KernelSymbol("madvise_lock", "mm/madvise.c")]
     private async ValueTask<int> MadviseLock(MadviseBehavior mb)
     {
@@ -1494,6 +1626,11 @@ public sealed partial class Kernel
         return 0;
     }
 
+    /// <summary>madvise_unlock(): release what madvise_lock() (or the VMA-lock fallback) took.</summary>
+    /// <remarks>
+    /// Context: holds the lock recorded in the lock mode (possibly switched by
+    /// try_vma_read_lock()); releases it.
+    /// </remarks>
     [KernelSymbol("madvise_unlock", "mm/madvise.c")]
     private async ValueTask MadviseUnlock(MadviseBehavior mb)
     {
@@ -1511,10 +1648,13 @@ public sealed partial class Kernel
     }
 
     /// <summary>madvise_batch_tlb_flush(): the zapping advice share one mmu_gather.</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("madvise_batch_tlb_flush", "mm/madvise.c")]
     private static bool MadviseBatchTlbFlush(int behavior) =>
         behavior is MADV_DONTNEED or MADV_DONTNEED_LOCKED or MADV_FREE;
 
+    /// <summary>madvise_init_tlb(): start the shared mmu_gather of the zapping advice.</summary>
+    /// <remarks>Context: after madvise_lock().</remarks>
     [KernelSymbol("madvise_init_tlb", "mm/madvise.c")]
     private void MadviseInitTlb(MadviseBehavior mb)
     {
@@ -1524,6 +1664,8 @@ public sealed partial class Kernel
         }
     }
 
+    /// <summary>madvise_finish_tlb(): flush the shared mmu_gather and free what it collected.</summary>
+    /// <remarks>Context: still under the madvise lock, before madvise_unlock(); flushes the gathered range.</remarks>
     [KernelSymbol("madvise_finish_tlb", "mm/madvise.c")]
     private void MadviseFinishTlb(MadviseBehavior mb)
     {
@@ -1537,6 +1679,7 @@ public sealed partial class Kernel
     /// check_input_range(): start page-aligned; the length, rounded up, must not wrap to zero or
     /// past the end of the address space.
     /// </summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("check_input_range", "mm/madvise.c")]
     private static int CheckInputRange(ulong start, ulong lenIn)
     {
@@ -1556,10 +1699,16 @@ public sealed partial class Kernel
         return 0;
     }
 
+    /// <summary>is_madvise_populate().</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("is_madvise_populate", "mm/madvise.c")]
     private static bool IsMadvisePopulate(MadviseBehavior mb) => mb.Behavior is MADV_POPULATE_READ or MADV_POPULATE_WRITE;
 
     /// <summary>madvise_do_behavior(): populate walks on its own; everything else walks the VMAs.</summary>
+    /// <remarks>
+    /// Context: the lock from madvise_lock() held (none in the per-VMA mode); returns with the same
+    /// lock held.
+    /// </remarks>
     [KernelSymbol("madvise_do_behavior", "mm/madvise.c")]
     private async ValueTask<int> MadviseDoBehavior(ulong start, ulong lenIn, MadviseBehavior mb)
     {
@@ -1578,6 +1727,10 @@ public sealed partial class Kernel
     /// the advice needs, and apply it. A guard install that kept losing races restarts the
     /// system call (-ERESTARTNOINTR never reaches user space).
     /// </summary>
+    /// <remarks>
+    /// Context: process context, no mm locks held; takes and releases the lock the advice needs.
+    /// May sleep.
+    /// </remarks>
     [KernelSymbol("do_madvise", "mm/madvise.c")]
     public async ValueTask<int> DoMadvise(MmStruct mm, ulong start, ulong len, int behavior)
     {

@@ -193,38 +193,34 @@ public sealed partial class Kernel
             await srcPtl.Lock("copy_pte_range", subclass: 1);
             var dstPte = dl.Pte;
             var srcPte = srcPte0;
-            for (; addr != end; addr += PAGE_SIZE, dstPte = dstPte with { Index = dstPte.Index + 1 }, srcPte = srcPte with { Index = srcPte.Index + 1 })
+            while (true)
             {
-                var ptent = PtepGet(srcPte);
-                if (PteNone(ptent))
-                {
-                    continue;
-                }
-                if (!PtePresent(ptent))
-                {
-                    ret = await CopyNonpresentPte(dstMm, dstPte, srcPte, dstVma, srcVma, addr);
-                    if (ret == -Errno.EBUSY)
-                    {
-                        break;
-                    }
-                    if (ret == 0)
-                    {
-                        continue;
-                    }
-                    // Device-exclusive entry restored: copy the now present PTE.
-                    WarnOnOnce(ret != -Errno.ENOENT, $"copy_nonpresent_pte returned {ret}");
-                    ptent = PtepGet(srcPte);
-                }
-                ret = CopyPresentPte(dstVma, srcVma, dstPte, srcPte, ptent, addr, rss, ref prealloc);
-                if (ret == -Errno.EAGAIN)
+                // The none and present entries from addr on, up to the first non-present one.
+                ulong from = addr;
+                ret = CopyPtes(dstVma, srcVma, dstPte, srcPte, ref addr, end, rss, ref prealloc);
+                int moved = (int)((addr - from) >> PAGE_SHIFT);
+                (dstPte, srcPte) = (dstPte with { Index = dstPte.Index + moved }, srcPte with { Index = srcPte.Index + moved });
+                if (ret == -Errno.EAGAIN || addr == end)
                 {
                     break;
                 }
-                if (prealloc is { } unused)
+                ret = await CopyNonpresentPte(dstMm, dstPte, srcPte, dstVma, srcVma, addr);
+                if (ret == -Errno.EBUSY)
                 {
-                    FolioPut(unused);
-                    prealloc = null;
+                    break;
                 }
+                if (ret != 0)
+                {
+                    // Device-exclusive entry restored: copy the now present PTE.
+                    WarnOnOnce(ret != -Errno.ENOENT, $"copy_nonpresent_pte returned {ret}");
+                    ret = CopyPresentPteAndPut(dstVma, srcVma, dstPte, srcPte, PtepGet(srcPte), addr, rss, ref prealloc);
+                    if (ret == -Errno.EAGAIN)
+                    {
+                        break;
+                    }
+                }
+                addr += PAGE_SIZE;
+                (dstPte, srcPte) = (dstPte with { Index = dstPte.Index + 1 }, srcPte with { Index = srcPte.Index + 1 });
             }
             await srcPtl.Unlock("copy_pte_range");
             for (int i = 0; i < rss.Length; i++)
@@ -257,6 +253,53 @@ public sealed partial class Kernel
         if (prealloc is { } p)
         {
             FolioPut(p);
+        }
+        return ret;
+    }
+
+    /// <summary>
+    /// copy_pte_range()'s loop over none and present entries from <paramref name="addr"/>, under both
+    /// PTLs: it stops at <paramref name="end"/>, at a non-present entry (left for the caller:
+    /// copy_nonpresent_pte() may take the folio lock, a scheduling point), or on -EAGAIN, with
+    /// <paramref name="addr"/> at the entry it stopped on. A plain method, so that its variables stay
+    /// in registers instead of the async frame. Returns the last copy_present_ptes() result (0 if none).
+    /// </summary>
+    private int CopyPtes(VmAreaStruct dstVma, VmAreaStruct srcVma, PtPtr dstPte, PtPtr srcPte, ref ulong addr, ulong end,
+        long[] rss, ref Folio? prealloc)
+    {
+        int ret = 0;
+        ulong a = addr;
+        for (; a != end; a += PAGE_SIZE, dstPte = dstPte with { Index = dstPte.Index + 1 }, srcPte = srcPte with { Index = srcPte.Index + 1 })
+        {
+            var ptent = PtepGet(srcPte);
+            if (PteNone(ptent))
+            {
+                continue;
+            }
+            if (!PtePresent(ptent))
+            {
+                break;
+            }
+            ret = CopyPresentPteAndPut(dstVma, srcVma, dstPte, srcPte, ptent, a, rss, ref prealloc);
+            if (ret == -Errno.EAGAIN)
+            {
+                break;
+            }
+        }
+        addr = a;
+        return ret;
+    }
+
+    /// <summary>copy_present_ptes() for one PTE, then (as copy_pte_range() does after each) the put
+    /// of a preallocated folio it did not use.</summary>
+    private int CopyPresentPteAndPut(VmAreaStruct dstVma, VmAreaStruct srcVma, PtPtr dstPte, PtPtr srcPte, Pte ptent, ulong addr,
+        long[] rss, ref Folio? prealloc)
+    {
+        int ret = CopyPresentPte(dstVma, srcVma, dstPte, srcPte, ptent, addr, rss, ref prealloc);
+        if (ret != -Errno.EAGAIN && prealloc is { } unused)
+        {
+            FolioPut(unused);
+            prealloc = null;
         }
         return ret;
     }

@@ -15,14 +15,13 @@ public sealed partial class Kernel
     /// VM_FAULT_RETRY or VM_FAULT_COMPLETED that lock has been released.
     /// </remarks>
     [KernelSymbol("handle_mm_fault", "mm/memory.c")]
-    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
-    public async ValueTask<VmFault> HandleMmFault(VmAreaStruct vma, ulong address, FaultFlag flags)
+    public ValueTask<VmFault> HandleMmFault(VmAreaStruct vma, ulong address, FaultFlag flags)
     {
         CountVmEvent(VmEventItem.PGFAULT);
         var ret = SanitizeFaultFlags(vma, ref flags);
         if (ret != 0)
         {
-            return ret;
+            return new ValueTask<VmFault>(ret);
         }
         if ((vma.VmFlags & VmFlags.VM_HUGETLB) != 0)
         {
@@ -39,7 +38,19 @@ public sealed partial class Kernel
         vmf.Pgoff = LinearPageIndex(vma, address);
         (vmf.Pmd, vmf.Pud, vmf.Pte, vmf.Ptl, vmf.OrigPte, vmf.OrigPmd) = (default, default, null, null, default, default);
         (vmf.CowPage, vmf.Page, vmf.PreallocPte) = (null, null, null);
-        ret = await __HandleMmFault(vmf);
+        // No async frame of its own when __handle_mm_fault() completes without suspending.
+        var pending = __HandleMmFault(vmf);
+        return pending.IsCompletedSuccessfully
+            ? new ValueTask<VmFault>(HandleMmFaultDone(t, vmf, flags, pending.Result))
+            : HandleMmFaultAfterSuspend(t, vmf, flags, pending);
+    }
+
+    private async ValueTask<VmFault> HandleMmFaultAfterSuspend(TaskStruct t, VmFaultInfo vmf, FaultFlag flags, ValueTask<VmFault> pending) =>
+        HandleMmFaultDone(t, vmf, flags, await pending);
+
+    /// <summary>The tail of handle_mm_fault(): the frame goes back to the task's pool, the fault is counted.</summary>
+    private VmFault HandleMmFaultDone(TaskStruct t, VmFaultInfo vmf, FaultFlag flags, VmFault ret)
+    {
         t.FaultFrames.Push(vmf);
         MmAccountFault(flags, ret);
         return ret;
@@ -259,10 +270,10 @@ public sealed partial class Kernel
     /// </summary>
     /// <remarks>Context: mmap read lock or VMA lock; returns with PTL released.</remarks>
     [KernelSymbol("handle_pte_fault", "mm/memory.c")]
-    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
-    private async ValueTask<VmFault> HandlePteFault(VmFaultInfo vmf)
+    private ValueTask<VmFault> HandlePteFault(VmFaultInfo vmf)
     {
-        var vma = vmf.Vma;
+        // The steps up to the dispatch run without an async frame of their own when the lockless
+        // read's scheduling point lets the task go on; otherwise they resume after it.
         if (PmdNone(PmdpGet(vmf.Pmd)))
         {
             vmf.Pte = null;
@@ -273,30 +284,62 @@ public sealed partial class Kernel
             var pte = PteOffsetMap(vmf.Pmd, vmf.Address);
             if (pte is not { } p)
             {
-                return VmFault.None;
+                return new ValueTask<VmFault>(VmFault.None);
             }
             vmf.Pte = p;
-            vmf.Ptl = PteLockptr(vma.VmMm, p.Table);
-            vmf.OrigPte = await PtepGetLockless(p, "handle_pte_fault");
-            vmf.Flags |= FAULT_FLAG_ORIG_PTE_VALID;
-            if (PteNone(vmf.OrigPte))
+            vmf.Ptl = PteLockptr(vmf.Vma.VmMm, p.Table);
+            var read = PtepGetLockless(p, "handle_pte_fault");
+            if (!read.IsCompletedSuccessfully)
             {
-                vmf.Pte = null;
+                return HandlePteFaultAfterRead(vmf, read);
             }
+            HandlePteFaultSaw(vmf, read.Result);
         }
+        return HandlePteFaultDispatch(vmf);
+    }
+
+    private async ValueTask<VmFault> HandlePteFaultAfterRead(VmFaultInfo vmf, ValueTask<Pte> read)
+    {
+        HandlePteFaultSaw(vmf, await read);
+        return await HandlePteFaultDispatch(vmf);
+    }
+
+    /// <summary>handle_pte_fault(): what the lockless read saw (a none PTE means no PTE).</summary>
+    private static void HandlePteFaultSaw(VmFaultInfo vmf, Pte orig)
+    {
+        vmf.OrigPte = orig;
+        vmf.Flags |= FAULT_FLAG_ORIG_PTE_VALID;
+        if (PteNone(orig))
+        {
+            vmf.Pte = null;
+        }
+    }
+
+    /// <summary>handle_pte_fault(): the dispatch on what the lockless read saw.</summary>
+    private ValueTask<VmFault> HandlePteFaultDispatch(VmFaultInfo vmf)
+    {
         if (vmf.Pte is not { } ptep)
         {
-            return await DoPteMissing(vmf);
+            return DoPteMissing(vmf);
         }
         if (!PtePresent(vmf.OrigPte))
         {
-            return await DoSwapPage(vmf);
+            return DoSwapPage(vmf);
         }
-        if (PteProtnone(vmf.OrigPte) && vma.IsAccessible)
+        if (PteProtnone(vmf.OrigPte) && vmf.Vma.IsAccessible)
         {
             // NUMA hinting faults need change_prot_numa(), which the single-node model never runs.
-            Bug($"NUMA hinting PTE at {vmf.Address:x} in {vma}");
+            Bug($"NUMA hinting PTE at {vmf.Address:x} in {vmf.Vma}");
         }
+        return HandlePteFaultPresent(vmf, ptep);
+    }
+
+    /// <summary>handle_pte_fault() for a present PTE: re-check it under the PTL, then a write
+    /// fault on a read-only PTE goes to do_wp_page(), anything else just updates A/D.</summary>
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
+    private async ValueTask<VmFault> HandlePteFaultPresent(VmFaultInfo vmf, PtPtr ptep)
+    {
+        var vma = vmf.Vma;
         var ptl = vmf.Ptl!;
         await ptl.Lock("handle_pte_fault");
         var entry = vmf.OrigPte;

@@ -27,6 +27,10 @@ public sealed class FollowPfnmapArgs
 public sealed partial class Kernel
 {
     /// <summary>pfnmap_lockdep_assert(): the mmap lock or the file's i_mmap_rwsem keeps the PFN map stable.</summary>
+    /// <remarks>
+    /// Context: checks that the mmap_lock or the file's i_mmap_rwsem is held, as the kernel's
+    /// lockdep assertion does.
+    /// </remarks>
     [KernelSymbol("pfnmap_lockdep_assert", "mm/memory.c")]
     private void PfnmapLockdepAssert(VmAreaStruct vma)
     {
@@ -125,6 +129,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>pfnmap_args_setup(): the PFN of the page at args.Address within the leaf.</summary>
+    /// <remarks>
+    /// Context: under the page-table lock follow_pfnmap_start() took, which it records for
+    /// follow_pfnmap_end().
+    /// </remarks>
     [KernelSymbol("pfnmap_args_setup", "mm/memory.c")]
     private static void Setup(FollowPfnmapArgs args, SpinLock lk, ulong basePfn, ulong addrMask, bool writable, bool special, ulong entry)
     {
@@ -137,6 +145,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>follow_pfnmap_end(): drops the lock follow_pfnmap_start() returned with.</summary>
+    /// <remarks>
+    /// Context: the page-table lock follow_pfnmap_start() returned with; releases it. The mmap_lock
+    /// or i_mmap_rwsem is still held.
+    /// </remarks>
     [KernelSymbol("follow_pfnmap_end", "mm/memory.c")]
     public async ValueTask FollowPfnmapEnd(FollowPfnmapArgs args)
     {

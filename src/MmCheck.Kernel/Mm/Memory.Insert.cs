@@ -10,6 +10,10 @@ namespace Linux;
 public sealed partial class Kernel
 {
     /// <summary>get_locked_pte(): allocates the tables down to the PTE and returns it locked.</summary>
+    /// <remarks>
+    /// Context: mmap_lock held (read or write) or the VMA read-locked. May allocate tables (and
+    /// sleep); returns with the PTE table's PTL held, which the caller releases.
+    /// </remarks>
     [KernelSymbol("get_locked_pte", "mm/memory.c")]
     public async ValueTask<(PtPtr Pte, SpinLock Ptl)?> GetLockedPte(MmStruct mm, ulong addr)
     {
@@ -72,6 +76,7 @@ public sealed partial class Kernel
     /// can tell the original PFNs from COWed anonymous pages. 0 (with <paramref name="vmPgoff"/>
     /// updated for a COW mapping) or -EINVAL.
     /// </summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("get_remap_pgoff", "mm/memory.c")]
     private static int GetRemapPgoff(bool isCow, ulong addr, ulong end, ulong vmStart, ulong vmEnd, ulong pfn, ref ulong vmPgoff)
     {
@@ -91,6 +96,7 @@ public sealed partial class Kernel
     /// descriptor, done to a live VMA: the COW pgoff and VM_REMAP_FLAGS through vm_flags_set(),
     /// which asserts the mmap write lock even when the flags are already there.
     /// </summary>
+    /// <remarks>Context: mmap_lock write-held (vm_flags_set() asserts it); write-locks the VMA.</remarks>
     [KernelSymbol("remap_pfn_range_prepare_vma", "mm/memory.c")]
     private async ValueTask<int> RemapPfnRangePrepareVma(VmAreaStruct vma, ulong addr, ulong pfn, ulong size)
     {
@@ -112,6 +118,10 @@ public sealed partial class Kernel
     /// before any PTE is touched. The context is stored only once every PTE is in: two remaps
     /// that race both pass the check. A partial remap only looks the cache mode up.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held (from -&gt;mmap) or, for remap_pfn_range_complete(), the new
+    /// VMA not yet visible to faults. Takes PTLs while filling; may sleep.
+    /// </remarks>
     [KernelSymbol("remap_pfn_range_track", "mm/memory.c")]
     private async ValueTask<int> RemapPfnRangeTrack(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot)
     {
@@ -141,6 +151,10 @@ public sealed partial class Kernel
     /// VM_PAT; a partial one only looks the type up. The reservation itself always succeeds for
     /// the I/O memory the model maps.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held for the vm_flags_set() releases (v6.3+); the direct form
+    /// writes vm_flags unchecked.
+    /// </remarks>
     [KernelSymbol("track_pfn_remap", "arch/x86/mm/pat/memtype.c")]
     private async ValueTask<int> TrackPfnRemap(VmAreaStruct vma, ulong addr, ulong size)
     {
@@ -152,6 +166,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>untrack_pfn(vma, …, mm_wr_locked = true): drop the reservation and VM_PAT after a failed remap.</summary>
+    /// <remarks>Context: mmap_lock write-held (mm_wr_locked); write-locks the VMA to clear VM_PAT.</remarks>
     [KernelSymbol("untrack_pfn", "arch/x86/mm/pat/memtype.c")]
     private async ValueTask UntrackPfn(VmAreaStruct vma)
     {
@@ -186,6 +201,10 @@ public sealed partial class Kernel
     /// remap_pfn_range_notrack(): remap_pfn_range_internal(), and on a failure part-way zap what
     /// it installed (79a61cc3fc04, v6.11: "a partial pfn range mapping is dangerous").
     /// </summary>
+    /// <remarks>
+    /// Context: as remap_pfn_range(): mmap_lock write-held. A failed remap zaps what it installed
+    /// (taking PTLs); may sleep.
+    /// </remarks>
     [KernelSymbol("remap_pfn_range_notrack", "mm/memory.c")]
     private async ValueTask<int> RemapPfnRangeNotrack(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot)
     {
@@ -198,6 +217,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>io_remap_pfn_range(): remap_pfn_range() on x86 (no memory encryption bit to clear).</summary>
+    /// <remarks>Context: as remap_pfn_range(): mmap_lock write-held.</remarks>
     [KernelSymbol("io_remap_pfn_range", "include/linux/mm.h")]
     public ValueTask<int> IoRemapPfnRange(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot) =>
         RemapPfnRange(vma, addr, pfn, size, prot);
@@ -206,6 +226,10 @@ public sealed partial class Kernel
     /// remap_pfn_range_prepare(): the ->mmap_prepare() form: flags and the COW pgoff go on the
     /// descriptor; the PTEs are filled by remap_pfn_range_complete() once the VMA is linked.
     /// </summary>
+    /// <remarks>
+    /// Context: -&gt;mmap_prepare time: the descriptor is private to mmap_region(), which holds
+    /// mmap_lock for writing; no VMA exists yet.
+    /// </remarks>
     [KernelSymbol("remap_pfn_range_prepare", "mm/memory.c")]
     public static void RemapPfnRangePrepare(VmAreaDesc desc, ulong pfn)
     {
@@ -227,6 +251,10 @@ public sealed partial class Kernel
     /// (do_remap_pfn_range()); the flags were set at prepare time (remap_pfn_range_internal()
     /// warns if they are missing).
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held, called once the new VMA is linked (mmap_action_complete()).
+    /// Takes PTLs; may sleep.
+    /// </remarks>
     [KernelSymbol("remap_pfn_range_complete", "mm/memory.c")]
     public ValueTask<int> RemapPfnRangeComplete(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot) =>
         RemapPfnRangeTrack(vma, addr, pfn, size, prot);
@@ -236,6 +264,10 @@ public sealed partial class Kernel
     /// flags itself; now they are set beforehand (remap_pfn_range_prepare_vma() or ->mmap_prepare)
     /// and only checked. Then the PGD-level loop.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held (older releases change vm_flags here). Allocates tables as it
+    /// goes (may sleep) and takes each PTE table's PTL.
+    /// </remarks>
     [KernelSymbol("remap_pfn_range_internal", "mm/memory.c")]
     private async ValueTask<int> RemapPfnRangeInternal(VmAreaStruct vma, ulong addr, ulong pfn, ulong size, PgProt prot)
     {
@@ -278,6 +310,8 @@ public sealed partial class Kernel
         return 0;
     }
 
+    /// <summary>remap_p4d_range(): allocate the P4D table under one PGD entry and fill its range.</summary>
+    /// <remarks>Context: mmap_lock write-held; may allocate (sleep).</remarks>
     [KernelSymbol("remap_p4d_range", "mm/memory.c")]
     private async ValueTask<int> RemapP4dRange(MmStruct mm, PtPtr pgd, ulong addr, ulong end, long pfnBase, PgProt prot)
     {
@@ -300,6 +334,8 @@ public sealed partial class Kernel
         return 0;
     }
 
+    /// <summary>remap_pud_range(): allocate the PUD table under one P4D entry and fill its range.</summary>
+    /// <remarks>Context: mmap_lock write-held; may allocate (sleep).</remarks>
     [KernelSymbol("remap_pud_range", "mm/memory.c")]
     private async ValueTask<int> RemapPudRange(MmStruct mm, PtPtr p4d, ulong addr, ulong end, long pfnBase, PgProt prot)
     {
@@ -322,6 +358,8 @@ public sealed partial class Kernel
         return 0;
     }
 
+    /// <summary>remap_pmd_range(): allocate the PMD and PTE tables under one PUD entry and fill its range.</summary>
+    /// <remarks>Context: mmap_lock write-held; may allocate (sleep).</remarks>
     [KernelSymbol("remap_pmd_range", "mm/memory.c")]
     private async ValueTask<int> RemapPmdRange(MmStruct mm, PtPtr pud, ulong addr, ulong end, long pfnBase, PgProt prot)
     {
@@ -346,6 +384,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>remap_pte_range(): under the PTL, each PTE must be none (BUG_ON otherwise).</summary>
+    /// <remarks>Context: mmap_lock write-held. Takes and drops the PTE table's PTL around the fill.</remarks>
     [KernelSymbol("remap_pte_range", "mm/memory.c")]
     private async ValueTask<int> RemapPteRange(MmStruct mm, PtPtr pmd, ulong addr, ulong end, long pfnBase, PgProt prot)
     {
@@ -378,6 +417,10 @@ public sealed partial class Kernel
     /// vmf_insert_pfn_prot(): insert one special PTE from a fault handler. Safe under the mmap read
     /// lock (it never touches vm_flags); a PTE already present makes it a no-op (VM_FAULT_NOPAGE).
     /// </summary>
+    /// <remarks>
+    /// Context: from a fault handler: mmap_lock read-held or the VMA read-locked. Takes and drops
+    /// the PTL (get_locked_pte() may allocate tables).
+    /// </remarks>
     [KernelSymbol("vmf_insert_pfn_prot", "mm/memory.c")]
     public async ValueTask<VmFault> VmfInsertPfnProt(VmAreaStruct vma, ulong addr, ulong pfn, PgProt prot)
     {
@@ -394,6 +437,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vmf_insert_pfn().</summary>
+    /// <remarks>Context: as vmf_insert_pfn_prot(): mmap_lock read-held or the VMA read-locked.</remarks>
     [KernelSymbol("vmf_insert_pfn", "mm/memory.c")]
     public ValueTask<VmFault> VmfInsertPfn(VmAreaStruct vma, ulong addr, ulong pfn) =>
         VmfInsertPfnProt(vma, addr, pfn, vma.VmPageProt);
@@ -402,6 +446,7 @@ public sealed partial class Kernel
     /// vm_mixed_zeropage_allowed(): the shared zero page may go into a VM_MIXEDMAP VMA that is a
     /// COW mapping, cannot become writable, or is VM_IO with ->pfn_mkwrite (GUP cannot pin it there).
     /// </summary>
+    /// <remarks>Context: the VMA is stable (mmap_lock or its VMA lock held).</remarks>
     [KernelSymbol("vm_mixed_zeropage_allowed", "mm/memory.c")]
     private bool VmMixedZeropageAllowed(VmAreaStruct vma)
     {
@@ -420,6 +465,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vm_mixed_ok(): the PFN may go into the VMA (mirrors vm_normal_page()'s abort conditions).</summary>
+    /// <remarks>Context: the VMA is stable (mmap_lock or its VMA lock held).</remarks>
     [KernelSymbol("vm_mixed_ok", "mm/memory.c")]
     private bool VmMixedOk(VmAreaStruct vma, ulong pfn, bool mkwrite)
     {
@@ -440,6 +486,10 @@ public sealed partial class Kernel
     /// entry is always a special PTE from insert_pfn(), never a refcounted page (insert_page() is
     /// only for architectures without ARCH_HAS_PTE_SPECIAL).
     /// </summary>
+    /// <remarks>
+    /// Context: from a fault handler: mmap_lock read-held or the VMA read-locked. Takes and drops
+    /// the PTL.
+    /// </remarks>
     [KernelSymbol("vmf_insert_mixed", "mm/memory.c")]
     public async ValueTask<VmFault> VmfInsertMixed(VmAreaStruct vma, ulong addr, ulong pfn)
     {
@@ -456,6 +506,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>insert_pfn(): the PTE under its lock; with mkwrite an existing PTE of the same PFN is made writable.</summary>
+    /// <remarks>
+    /// Context: mmap_lock read-held or the VMA read-locked, no PTL. Takes and drops the PTE table's
+    /// PTL; may sleep allocating tables.
+    /// </remarks>
     [KernelSymbol("insert_pfn", "mm/memory.c")]
     private async ValueTask<VmFault> InsertPfn(VmAreaStruct vma, ulong addr, ulong pfn, PgProt prot, bool mkwrite)
     {
@@ -496,6 +550,11 @@ public sealed partial class Kernel
     /// vm_insert_page(): map a driver's page (refcounted, counted as a file page). Outside
     /// VM_MIXEDMAP it sets that flag, which needs the mmap write lock.
     /// </summary>
+    /// <remarks>
+    /// Context: normally from -&gt;mmap with mmap_lock write-held: setting VM_MIXEDMAP asserts it
+    /// and write-locks the VMA. From a fault handler only if VM_MIXEDMAP is already set. Takes the
+    /// PTL.
+    /// </remarks>
     [KernelSymbol("vm_insert_page", "mm/memory.c")]
     public async ValueTask<int> VmInsertPage(VmAreaStruct vma, ulong addr, Page page)
     {
@@ -512,6 +571,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>insert_page(): -EINVAL for anonymous or typed pages, -EBUSY if the PTE is taken.</summary>
+    /// <remarks>Context: mmap_lock or the VMA lock held. Takes and drops the PTE table's PTL.</remarks>
     [KernelSymbol("insert_page", "mm/memory.c")]
     private async ValueTask<int> InsertPage(VmAreaStruct vma, ulong addr, Page page, PgProt prot)
     {
@@ -544,6 +604,10 @@ public sealed partial class Kernel
     /// vmf_insert_pfn_pmd(): a huge special PFN leaf for a ->huge_fault handler (v6.12 huge
     /// pfnmaps). An existing PMD leaves things as they are.
     /// </summary>
+    /// <remarks>
+    /// Context: from a -&gt;huge_fault handler: mmap_lock read-held or the VMA read-locked. Takes
+    /// and drops the PMD lock.
+    /// </remarks>
     [KernelSymbol("vmf_insert_pfn_pmd", "mm/huge_memory.c")]
     public async ValueTask<VmFault> VmfInsertPfnPmd(VmFaultInfo vmf, ulong pfn, bool write)
     {
@@ -580,6 +644,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>vmf_insert_pfn_pud(): the PUD-sized (1 GiB) counterpart.</summary>
+    /// <remarks>
+    /// Context: from a -&gt;huge_fault handler: mmap_lock read-held or the VMA read-locked. Takes
+    /// and drops the PUD lock (page_table_lock).
+    /// </remarks>
     [KernelSymbol("vmf_insert_pfn_pud", "mm/huge_memory.c")]
     public async ValueTask<VmFault> VmfInsertPfnPud(VmFaultInfo vmf, ulong pfn, bool write)
     {

@@ -11,6 +11,10 @@ public sealed partial class Kernel
     /// PTE already mapping it writable, young and dirty. x86 has pte_special, so this is always
     /// insert_pfn(), never a refcounted page.
     /// </summary>
+    /// <remarks>
+    /// Context: from -&gt;pfn_mkwrite: mmap_lock read-held or the VMA read-locked; the handler's
+    /// own locks may be held. Takes and drops the PTL.
+    /// </remarks>
     [KernelSymbol("vmf_insert_mixed_mkwrite", "mm/memory.c")]
     public async ValueTask<VmFault> VmfInsertMixedMkwrite(VmAreaStruct vma, ulong addr, ulong pfn)
     {

@@ -214,20 +214,21 @@ public sealed partial class Kernel
     internal void WriteEntry(PtPtr p, ulong val, ulong addr, bool byHardware = false)
     {
         var t = p.Table;
+        ref ulong slot = ref t.Entries[p.Index];
+        ulong old = slot;
         // Only replacing a present leaf can leave a stale translation behind; installing one over
         // an empty or non-present entry cannot (another task's pending flush is its own to do).
-        if (!byHardware && (t.Entries[p.Index] & X86Pte._PAGE_PRESENT) != 0 &&
-            (t.Level == 1 || ((val | t.Entries[p.Index]) & X86Pte._PAGE_PSE) != 0))
+        if (!byHardware && (old & X86Pte._PAGE_PRESENT) != 0 &&
+            (t.Level == 1 || ((val | old) & X86Pte._PAGE_PSE) != 0))
         {
             NoteLeafWrite(t.Mm, addr);
         }
         Sched.Access(p.Obj, write: true);
-        ulong old = t.Entries[p.Index];
         if (old == val)
         {
             return;
         }
-        t.Entries[p.Index] = val;
+        slot = val;
         if (old == 0)
         {
             t.Used++;

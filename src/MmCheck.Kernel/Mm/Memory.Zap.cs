@@ -179,8 +179,24 @@ public sealed partial class Kernel
         {
             return;
         }
-        var pte = l.Pte;
         var rss = new long[4];
+        ZapPtes(tlb, vma, l.Pte, addr, end, details, rss);
+        for (int i = 0; i < rss.Length; i++)
+        {
+            if (rss[i] != 0)
+            {
+                AddMmCounter(mm, (MmCounter)i, rss[i]);
+            }
+        }
+        await l.Ptl.Unlock("zap_pte_range");
+    }
+
+    /// <summary>
+    /// zap_pte_range()'s loop over the entries of [addr, end), under the PTL. It has no scheduling
+    /// point, so it is a plain method: its variables stay in registers instead of the async frame.
+    /// </summary>
+    private void ZapPtes(MmuGather tlb, VmAreaStruct vma, PtPtr pte, ulong addr, ulong end, ZapDetails? details, long[] rss)
+    {
         for (; addr != end; addr += PAGE_SIZE, pte = pte with { Index = pte.Index + 1 })
         {
             var ptent = PtepGet(pte);
@@ -197,14 +213,6 @@ public sealed partial class Kernel
                 ZapNonpresentPte(tlb, vma, pte, ptent, addr, details, rss);
             }
         }
-        for (int i = 0; i < rss.Length; i++)
-        {
-            if (rss[i] != 0)
-            {
-                AddMmCounter(mm, (MmCounter)i, rss[i]);
-            }
-        }
-        await l.Ptl.Unlock("zap_pte_range");
     }
 
     /// <summary>should_zap_cows() / should_zap_folio().</summary>

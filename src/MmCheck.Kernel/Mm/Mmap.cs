@@ -17,6 +17,7 @@ public sealed partial class Kernel
     /// randomisation (the model is deterministic, as a process with ADDR_NO_RANDOMIZE is). The base
     /// is taken below task_size_64bit(0) = DEFAULT_MAP_WINDOW, so LA57 maps above 47 bits only on a hint.
     /// </summary>
+    /// <remarks>Context: while the mm is being set up and not yet visible to anyone else; no locks.</remarks>
     [KernelSymbol("arch_pick_mmap_layout", "arch/x86/mm/mmap.c")]
     private MmStruct MmInit(MmStruct mm)
     {
@@ -26,6 +27,7 @@ public sealed partial class Kernel
 
     /// <summary>mmap_base(): TASK_SIZE minus the stack gap (RLIMIT_STACK plus the guard gap,
     /// clamped to [128 MiB, 5/6 of the address space]).</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("mmap_base", "arch/x86/mm/mmap.c")]
     public ulong MmapBase(ulong taskSize)
     {
@@ -48,6 +50,7 @@ public sealed partial class Kernel
     public void SetMmapBase(MmStruct mm, ulong mmapBase) => mm.MmapBase = mmapBase;
 
     /// <summary>vm_start_gap(): a VMA's start minus the guard gap of a stack below it.</summary>
+    /// <remarks>Context: the VMA is stable (mmap_lock held).</remarks>
     [KernelSymbol("vm_start_gap", "include/linux/mm.h")]
     private static ulong VmStartGap(VmAreaStruct vma)
     {
@@ -63,6 +66,10 @@ public sealed partial class Kernel
     /// unmapped_area_topdown(): the highest gap in [low_limit, high_limit) that fits length with
     /// the alignment, walking the VMAs from the top.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock held (write for mmap, mremap): the gap found stays free only while it is
+    /// held.
+    /// </remarks>
     [KernelSymbol("unmapped_area_topdown", "mm/vma.c")]
     private long UnmappedAreaTopdown(MmStruct mm, VmUnmappedAreaInfo info)
     {
@@ -103,6 +110,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>unmapped_area(): the lowest gap that fits (bottom-up layout).</summary>
+    /// <remarks>
+    /// Context: mmap_lock held (write for mmap, mremap): the gap found stays free only while it is
+    /// held.
+    /// </remarks>
     [KernelSymbol("unmapped_area", "mm/vma.c")]
     private long UnmappedArea(MmStruct mm, VmUnmappedAreaInfo info)
     {
@@ -128,6 +139,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>mmap_address_hint_valid(): the hint and its end stay on one side of the 47-bit window.</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("mmap_address_hint_valid", "arch/x86/kernel/sys_x86_64.c")]
     private bool MmapAddressHintValid(ulong addr, ulong len)
     {
@@ -142,6 +154,7 @@ public sealed partial class Kernel
     /// arch_get_unmapped_area_topdown(): MAP_FIXED is taken as is; a free hint is honoured;
     /// otherwise the highest fitting gap below mmap_base.
     /// </summary>
+    /// <remarks>Context: mmap_lock held (write for mmap, mremap); searches the VMA tree.</remarks>
     [KernelSymbol("arch_get_unmapped_area_topdown", "arch/x86/kernel/sys_x86_64.c")]
     private long ArchGetUnmappedAreaTopdown(MmStruct mm, File? filp, ulong addr, ulong len, ulong pgoff, int flags, VmFlags vmFlags)
     {
@@ -185,6 +198,7 @@ public sealed partial class Kernel
     /// __get_unmapped_area(): picks the address: the file's own hook, THP alignment for anonymous
     /// mappings whose length is a multiple of the PMD size, then the arch's top-down search.
     /// </summary>
+    /// <remarks>Context: mmap_lock held (write for mmap, mremap); searches the VMA tree.</remarks>
     [KernelSymbol("__get_unmapped_area", "mm/mmap.c")]
     public long __GetUnmappedArea(MmStruct mm, File? file, ulong addr, ulong len, ulong pgoff, int flags, VmFlags vmFlags)
     {
@@ -237,6 +251,7 @@ public sealed partial class Kernel
     /// thp_get_unmapped_area_vmflags() → __thp_get_unmapped_area(): ask for len + PMD_SIZE and
     /// align the result to the PMD size; fall back to an ordinary search.
     /// </summary>
+    /// <remarks>Context: mmap_lock held (write for mmap); searches the VMA tree.</remarks>
     [KernelSymbol("__thp_get_unmapped_area", "mm/huge_memory.c")]
     private long ThpGetUnmappedArea(MmStruct mm, ulong addr, ulong len, ulong pgoff, int flags, VmFlags vmFlags)
     {
@@ -272,6 +287,7 @@ public sealed partial class Kernel
     /// mmap_min_addr, which security/min_addr.c:update_mmap_min_addr() sets to the larger of the
     /// vm.mmap_min_addr sysctl and CONFIG_LSM_MMAP_MIN_ADDR (CONFIG_SECURITY=y).
     /// </summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("round_hint_to_min", "mm/mmap.c")]
     private ulong RoundHintToMin(ulong hint)
     {
@@ -281,12 +297,14 @@ public sealed partial class Kernel
     }
 
     /// <summary>calc_vm_prot_bits().</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("calc_vm_prot_bits", "include/linux/mman.h")]
     public static VmFlags CalcVmProtBits(int prot) =>
         ((prot & PROT_READ) != 0 ? VM_READ : 0) | ((prot & PROT_WRITE) != 0 ? VM_WRITE : 0) |
         ((prot & PROT_EXEC) != 0 ? VM_EXEC : 0);
 
     /// <summary>calc_vm_flag_bits(): MAP_GROWSDOWN, MAP_LOCKED, MAP_SYNC, and MAP_STACK → VM_NOHUGEPAGE.</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("calc_vm_flag_bits", "include/linux/mman.h")]
     public static VmFlags CalcVmFlagBits(int flags) =>
         ((flags & MAP_GROWSDOWN) != 0 ? VM_GROWSDOWN : 0) | ((flags & MAP_LOCKED) != 0 ? VM_LOCKED : 0) |
@@ -423,6 +441,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>file_mmap_ok(): the offset and length fit the file's maximum size.</summary>
+    /// <remarks>Context: any; reads only the file's limits.</remarks>
     [KernelSymbol("file_mmap_ok", "mm/mmap.c")]
     private static bool FileMmapOk(File file, ulong pgoff, ulong len)
     {
@@ -436,11 +455,13 @@ public sealed partial class Kernel
     }
 
     /// <summary>accountable_mapping(): private writable mappings are charged against overcommit.</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("accountable_mapping", "mm/vma.h")]
     private static bool AccountableMapping(File? file, VmFlags vmFlags) =>
         (vmFlags & (VM_NORESERVE | VM_SHARED | VM_WRITE)) == VM_WRITE;
 
     /// <summary>mmap_region(): the VM_SHARED+MAYWRITE validation, then __mmap_region().</summary>
+    /// <remarks>Context: mmap_lock write-held (as __mmap_region()).</remarks>
     [KernelSymbol("mmap_region", "mm/vma.c")]
     public ValueTask<long> MmapRegion(File? file, ulong addr, ulong len, VmFlags vmFlags, ulong pgoff) =>
         __MmapRegion(file, addr, len, vmFlags, pgoff);
@@ -653,6 +674,10 @@ public sealed partial class Kernel
     /// vma_set_page_prot(): the VMA's PTE protection from its flags; a VMA that wants write
     /// notification gets read-only PTEs even if it is shared and writable.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held; the VMA is new or write-locked (vm_page_prot is read by
+    /// faults under the VMA lock).
+    /// </remarks>
     [KernelSymbol("vma_set_page_prot", "mm/mmap.c")]
     public void VmaSetPageProt(VmAreaStruct vma)
     {
@@ -672,6 +697,7 @@ public sealed partial class Kernel
     /// to each page (->page_mkwrite / ->pfn_mkwrite, dirty accounting, soft-dirty); never a plain
     /// VM_PFNMAP.
     /// </summary>
+    /// <remarks>Context: mmap_lock held (the VMA's flags and ops are stable).</remarks>
     [KernelSymbol("vma_wants_writenotify", "mm/mmap.c")]
     public bool VmaWantsWritenotify(VmAreaStruct vma, PgProt vmPageProt)
     {

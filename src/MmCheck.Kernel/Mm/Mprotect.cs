@@ -313,6 +313,7 @@ public sealed partial class Kernel
 
     /// <summary>pte_needs_flush() (x86): a present PTE losing P, A or D, changing PFN, or changing
     /// any protection or cache bit must be flushed.</summary>
+    /// <remarks>Context: any; pure (compares two PTE values).</remarks>
     [KernelSymbol("pte_needs_flush", "arch/x86/include/asm/tlbflush.h")]
     public static bool PteNeedsFlush(Pte oldpte, Pte newpte)
     {

@@ -77,6 +77,7 @@ public sealed class PagetableMoveControl
     public bool ForStack;
 
     /// <summary>PAGETABLE_MOVE(): the control block for moving [oldAddr, oldAddr + len).</summary>
+    /// <remarks>Context: any; builds a private control block.</remarks>
     [KernelSymbol("PAGETABLE_MOVE", "mm/internal.h")]
     public static PagetableMoveControl Make(VmAreaStruct? old, VmAreaStruct? @new, ulong oldAddr, ulong newAddr, ulong len) => new()
     {
@@ -103,6 +104,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>get_old_pud(): the PUD slot of addr, or null if an upper level is empty.</summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held, so no table on the path can be freed; no page-table lock
+    /// taken.
+    /// </remarks>
     [KernelSymbol("get_old_pud", "mm/mremap.c")]
     private PtPtr? GetOldPud(MmStruct mm, ulong addr)
     {
@@ -125,6 +130,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>get_old_pmd(): the PMD slot of addr, or null if it (or a level above) is empty.</summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held, so no table on the path can be freed; no page-table lock
+    /// taken.
+    /// </remarks>
     [KernelSymbol("get_old_pmd", "mm/mremap.c")]
     private PtPtr? GetOldPmd(MmStruct mm, ulong addr)
     {
@@ -141,6 +150,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>alloc_new_pud(): the destination PUD slot, allocating the tables above it.</summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held. May allocate tables (and sleep); installing one takes
+    /// page_table_lock.
+    /// </remarks>
     [KernelSymbol("alloc_new_pud", "mm/mremap.c")]
     private async ValueTask<PtPtr?> AllocNewPud(MmStruct mm, ulong addr)
     {
@@ -153,6 +166,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>alloc_new_pmd(): the destination PMD slot, allocating the tables above it.</summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held. May allocate tables (and sleep); installing one takes
+    /// page_table_lock or the PMD lock.
+    /// </remarks>
     [KernelSymbol("alloc_new_pmd", "mm/mremap.c")]
     private async ValueTask<PtPtr?> AllocNewPmd(MmStruct mm, ulong addr)
     {
@@ -164,6 +181,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>take_rmap_locks(): i_mmap_rwsem, then the anon_vma lock, both for write.</summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held, no page-table lock. Takes i_mmap_rwsem, then the anon_vma
+    /// root rwsem, both for writing; may sleep.
+    /// </remarks>
     [KernelSymbol("take_rmap_locks", "mm/mremap.c")]
     private async ValueTask TakeRmapLocks(VmAreaStruct vma)
     {
@@ -178,6 +199,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>drop_rmap_locks(): the reverse of take_rmap_locks().</summary>
+    /// <remarks>
+    /// Context: both rmap locks held (as take_rmap_locks() left them); releases them in reverse
+    /// order.
+    /// </remarks>
     [KernelSymbol("drop_rmap_locks", "mm/mremap.c")]
     private async ValueTask DropRmapLocks(VmAreaStruct vma)
     {
@@ -192,6 +217,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>move_soft_dirty_pte(): a moved entry is marked soft-dirty (CONFIG_MEM_SOFT_DIRTY).</summary>
+    /// <remarks>Context: both PTE tables' PTLs held by move_ptes(); works on the value only.</remarks>
     [KernelSymbol("move_soft_dirty_pte", "mm/mremap.c")]
     private Pte MoveSoftDirtyPte(Pte pte)
     {
@@ -285,6 +311,10 @@ public sealed partial class Kernel
     /// move_normal_pmd(): moves a whole PTE table by moving the PMD entry that points to it
     /// (CONFIG_HAVE_MOVE_PMD). Refused if the destination PMD is populated or the PMD is folded.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held (which is why the two PMD locks may nest in either order) and
+    /// the rmap locks held. Takes the old PMD lock, then the new one nested if different.
+    /// </remarks>
     [KernelSymbol("move_normal_pmd", "mm/mremap.c")]
     private async ValueTask<bool> MoveNormalPmd(PagetableMoveControl pmc, PtPtr oldPmd, PtPtr newPmd)
     {
@@ -323,6 +353,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>move_normal_pud(): moves a whole PMD table (CONFIG_HAVE_MOVE_PUD, more than 2 levels).</summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held and the rmap locks held. Takes the PUD lock (page_table_lock,
+    /// shared by both sides).
+    /// </remarks>
     [KernelSymbol("move_normal_pud", "mm/mremap.c")]
     private async ValueTask<bool> MoveNormalPud(PagetableMoveControl pmc, PtPtr oldPud, PtPtr newPud)
     {
@@ -350,6 +384,10 @@ public sealed partial class Kernel
     /// <summary>
     /// move_huge_pmd(): moves a huge PMD leaf (in the model, a special PFN-map leaf) as one entry.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held, the rmap locks held if the move needs them. Takes the old PMD
+    /// lock, then the new one nested if different.
+    /// </remarks>
     [KernelSymbol("move_huge_pmd", "mm/huge_memory.c")]
     private async ValueTask<bool> MoveHugePmd(VmAreaStruct vma, ulong oldAddr, ulong newAddr, PtPtr oldPmd, PtPtr newPmd)
     {
@@ -386,6 +424,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>move_huge_pud(): moves a huge PUD leaf as one entry.</summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held, the rmap locks held if the move needs them. Takes the PUD
+    /// lock (page_table_lock).
+    /// </remarks>
     [KernelSymbol("move_huge_pud", "mm/mremap.c")]
     private async ValueTask<bool> MoveHugePud(PagetableMoveControl pmc, PtPtr oldPud, PtPtr newPud)
     {
@@ -407,6 +449,7 @@ public sealed partial class Kernel
     /// get_extent(): how far the move can go at this level — to the next boundary of the source
     /// or of the destination, whichever comes first, and no further than the end.
     /// </summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("get_extent", "mm/mremap.c")]
     private ulong GetExtent(PgtEntry entry, PagetableMoveControl pmc)
     {
@@ -429,11 +472,16 @@ public sealed partial class Kernel
     }
 
     /// <summary>should_take_rmap_locks(): moving a whole table always takes them.</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("should_take_rmap_locks", "mm/mremap.c")]
     private static bool ShouldTakeRmapLocks(PagetableMoveControl pmc, PgtEntry entry) =>
         entry is PgtEntry.NORMAL_PMD or PgtEntry.NORMAL_PUD || pmc.NeedRmapLocks;
 
     /// <summary>move_pgt_entry(): moves one whole entry at the given level, under the rmap locks if needed.</summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held and the source VMA write-locked. Takes the rmap locks when
+    /// needed, then the page-table locks of the level.
+    /// </remarks>
     [KernelSymbol("move_pgt_entry", "mm/mremap.c")]
     private async ValueTask<bool> MovePgtEntry(PagetableMoveControl pmc, PgtEntry entry, PtPtr oldEntry, PtPtr newEntry)
     {
@@ -458,6 +506,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>can_align_down(): aligning addr down must not reach into another mapping.</summary>
+    /// <remarks>Context: mmap_lock write-held (looks at the neighbouring VMA).</remarks>
     [KernelSymbol("can_align_down", "mm/mremap.c")]
     private static bool CanAlignDown(PagetableMoveControl pmc, VmAreaStruct vma, ulong addrToAlign, ulong mask)
     {
@@ -475,6 +524,7 @@ public sealed partial class Kernel
 
     /// <summary>can_realign_addr(): both ends equally misaligned, the range reaching the next
     /// boundary, and nothing mapped below either start within the table.</summary>
+    /// <remarks>Context: mmap_lock write-held (looks at the VMAs around both ranges).</remarks>
     [KernelSymbol("can_realign_addr", "mm/mremap.c")]
     private static bool CanRealignAddr(PagetableMoveControl pmc, ulong pagetableMask)
     {
@@ -500,6 +550,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>try_realign_addr(): start the move at the table boundary so whole tables can move.</summary>
+    /// <remarks>Context: mmap_lock write-held.</remarks>
     [KernelSymbol("try_realign_addr", "mm/mremap.c")]
     private static void TryRealignAddr(PagetableMoveControl pmc, ulong pagetableMask)
     {
@@ -511,9 +562,13 @@ public sealed partial class Kernel
         pmc.NewAddr &= pagetableMask;
     }
 
+    /// <summary>pmc_done().</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("pmc_done", "mm/mremap.c")]
     private static bool PmcDone(PagetableMoveControl pmc) => pmc.OldAddr >= pmc.OldEnd;
 
+    /// <summary>pmc_next().</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("pmc_next", "mm/mremap.c")]
     private static void PmcNext(PagetableMoveControl pmc, ulong extent)
     {
@@ -522,6 +577,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>pmc_progress(): bytes of the asked-for range whose entries have moved.</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("pmc_progress", "mm/mremap.c")]
     private static ulong PmcProgress(PagetableMoveControl pmc)
     {
@@ -630,10 +686,14 @@ public sealed partial class Kernel
 
     // ---- the vma_remap_struct helpers ----
 
+    /// <summary>vrm_set_delta().</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("vrm_set_delta", "mm/mremap.c")]
     private static void VrmSetDelta(VmaRemapStruct vrm) =>
         vrm.Delta = vrm.OldLen > vrm.NewLen ? vrm.OldLen - vrm.NewLen : vrm.NewLen - vrm.OldLen;
 
+    /// <summary>vrm_remap_type().</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("vrm_remap_type", "mm/mremap.c")]
     private static MremapType VrmRemapType(VmaRemapStruct vrm)
     {
@@ -645,6 +705,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vrm_overlaps(): would the source and destination ranges overlap?</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("vrm_overlaps", "mm/mremap.c")]
     private static bool VrmOverlaps(VmaRemapStruct vrm)
     {
@@ -654,6 +715,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vrm_implies_new_addr(): MREMAP_FIXED or MREMAP_DONTUNMAP always pick a new address.</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("vrm_implies_new_addr", "mm/mremap.c")]
     private static bool VrmImpliesNewAddr(VmaRemapStruct vrm) => (vrm.Flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) != 0;
 
@@ -661,6 +723,7 @@ public sealed partial class Kernel
     /// vrm_set_new_addr(): get_unmapped_area() for the destination — MAP_FIXED for MREMAP_FIXED,
     /// a hint for MREMAP_DONTUNMAP, anywhere otherwise; MAP_SHARED for shared mappings.
     /// </summary>
+    /// <remarks>Context: mmap_lock write-held (searches the address space for a free range).</remarks>
     [KernelSymbol("vrm_set_new_addr", "mm/mremap.c")]
     private long VrmSetNewAddr(VmaRemapStruct vrm)
     {
@@ -687,6 +750,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>get_unmapped_area(): __get_unmapped_area() for the current mm with no extra vm_flags.</summary>
+    /// <remarks>Context: mmap_lock held (at least read): the free range is only free while it is held.</remarks>
     [KernelSymbol("get_unmapped_area", "mm/mmap.c")]
     private long GetUnmappedArea(MmStruct mm, File? file, ulong addr, ulong len, ulong pgoff, int flags) =>
         __GetUnmappedArea(mm, file, addr, len, pgoff, flags, VM_NONE);
@@ -695,6 +759,7 @@ public sealed partial class Kernel
     /// vrm_calc_charge(): an accounted (VM_ACCOUNT) mapping charges the pages it gains — the whole
     /// new length with MREMAP_DONTUNMAP, since the old range stays.
     /// </summary>
+    /// <remarks>Context: mmap_lock write-held.</remarks>
     [KernelSymbol("vrm_calc_charge", "mm/mremap.c")]
     private bool VrmCalcCharge(VmaRemapStruct vrm)
     {
@@ -715,6 +780,8 @@ public sealed partial class Kernel
         return true;
     }
 
+    /// <summary>vrm_uncharge().</summary>
+    /// <remarks>Context: mmap_lock write-held.</remarks>
     [KernelSymbol("vrm_uncharge", "mm/mremap.c")]
     private void VrmUncharge(VmaRemapStruct vrm)
     {
@@ -723,6 +790,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vrm_stat_account(): total/exec/stack/data_vm and locked_vm for the added bytes.</summary>
+    /// <remarks>Context: mmap_lock write-held (total_vm and locked_vm are protected by it).</remarks>
     [KernelSymbol("vrm_stat_account", "mm/mremap.c")]
     private static void VrmStatAccount(VmaRemapStruct vrm, ulong bytes)
     {
@@ -737,6 +805,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vm_acct_memory(): charge pages without the overcommit check.</summary>
+    /// <remarks>Context: any; the committed-memory counter is a global atomic.</remarks>
     [KernelSymbol("vm_acct_memory", "include/linux/mman.h")]
     private void VmAcctMemory(long pages) => CommittedPages += pages;
 
@@ -744,6 +813,7 @@ public sealed partial class Kernel
     /// may_expand_vm(): RLIMIT_AS, and RLIMIT_DATA for data mappings. The model's processes run
     /// with both unlimited (the defaults), so only the arithmetic overflow can refuse.
     /// </summary>
+    /// <remarks>Context: mmap_lock held (reads total_vm and data_vm).</remarks>
     [KernelSymbol("may_expand_vm", "mm/mmap.c")]
     public static bool MayExpandVm(MmStruct mm, VmFlags flags, long npages)
     {
@@ -764,6 +834,7 @@ public sealed partial class Kernel
     /// mlock_future_ok(): growing an mlocked mapping must stay within RLIMIT_MEMLOCK unless the
     /// task has CAP_IPC_LOCK. The model's tasks are privileged (as the conformance oracle is).
     /// </summary>
+    /// <remarks>Context: mmap_lock held (reads locked_vm).</remarks>
     [KernelSymbol("mlock_future_ok", "mm/mmap.c")]
     public static bool MlockFutureOk(MmStruct mm, bool isVmaLocked, ulong bytes) => true;
 
@@ -771,6 +842,7 @@ public sealed partial class Kernel
     /// prep_move_vma(): map-count headroom, ->may_split() at the range's ends, and KSM unmerging
     /// of the range (the model has no KSM pages, so that is only the flag check).
     /// </summary>
+    /// <remarks>Context: mmap_lock write-held.</remarks>
     [KernelSymbol("prep_move_vma", "mm/mremap.c")]
     private int PrepMoveVma(VmaRemapStruct vrm)
     {
@@ -807,6 +879,10 @@ public sealed partial class Kernel
     /// cleared first so the unmap does not give back what vrm_calc_charge() kept charged, and set
     /// again on whatever remains of the source VMA on either side.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held and kept held: the munmap does not drop it. The flag changes
+    /// write-lock the VMAs they touch.
+    /// </remarks>
     [KernelSymbol("unmap_source_vma", "mm/mremap.c")]
     private async ValueTask UnmapSourceVma(VmaRemapStruct vrm)
     {
@@ -853,6 +929,10 @@ public sealed partial class Kernel
     /// call ->mremap(). If the move fell short (or ->mremap() refused), the entries are moved back
     /// and the request is rewritten so the caller unmaps the new VMA instead of the old one.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held and the source VMA write-locked. Page-table moves take the
+    /// rmap and page-table locks; may sleep.
+    /// </remarks>
     [KernelSymbol("copy_vma_and_data", "mm/mremap.c")]
     private async ValueTask<(int Err, VmAreaStruct? NewVma)> CopyVmaAndData(VmaRemapStruct vrm)
     {
@@ -904,6 +984,7 @@ public sealed partial class Kernel
     /// longer mlocked, and if the whole VMA moved it no longer needs its anon_vma links (its next
     /// fault starts afresh). VM_ACCOUNT stays: the old range is still committed.
     /// </summary>
+    /// <remarks>Context: mmap_lock write-held. Unlinking the anon_vmas takes the anon_vma root rwsem.</remarks>
     [KernelSymbol("dontunmap_complete", "mm/mremap.c")]
     private async ValueTask DontunmapComplete(VmaRemapStruct vrm, VmAreaStruct newVma)
     {
@@ -922,6 +1003,10 @@ public sealed partial class Kernel
     /// unmaps the source (or, for MREMAP_DONTUNMAP, leaves it empty). Returns the new address or
     /// an -errno.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held and still held on return. Write-locks the source VMA before
+    /// its entries move; may sleep.
+    /// </remarks>
     [KernelSymbol("move_vma", "mm/mremap.c")]
     private async ValueTask<long> MoveVma(VmaRemapStruct vrm)
     {
@@ -957,6 +1042,10 @@ public sealed partial class Kernel
     /// shrink_vma(): unmaps the tail [addr + new_len, addr + old_len), optionally dropping the
     /// mmap lock (munmap's downgrade); without dropping it, finds the VMA at addr again.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held. With dropLock a successful unmap returns with the lock
+    /// released (vrm.MmapLocked false); otherwise, and on failure, it is still held.
+    /// </remarks>
     [KernelSymbol("shrink_vma", "mm/mremap.c")]
     private async ValueTask<long> ShrinkVma(VmaRemapStruct vrm, bool dropLock)
     {
@@ -991,6 +1080,10 @@ public sealed partial class Kernel
     /// mremap_to(): moves to vrm.NewAddr — unmapping the destination first for MREMAP_FIXED,
     /// shrinking first if the new length is smaller — then move_vma().
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held and still held on return (its shrink never drops it). May
+    /// sleep.
+    /// </remarks>
     [KernelSymbol("mremap_to", "mm/mremap.c")]
     private async ValueTask<long> MremapTo(VmaRemapStruct vrm)
     {
@@ -1040,6 +1133,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vma_expandable(): nothing mapped in [vm_end, vm_end + delta) and the result fits.</summary>
+    /// <remarks>Context: mmap_lock write-held.</remarks>
     [KernelSymbol("vma_expandable", "mm/mremap.c")]
     private bool VmaExpandable(VmAreaStruct vma, ulong delta)
     {
@@ -1057,6 +1151,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vrm_can_expand_in_place(): the range ends where the VMA ends and there is room after it.</summary>
+    /// <remarks>Context: mmap_lock write-held.</remarks>
     [KernelSymbol("vrm_can_expand_in_place", "mm/mremap.c")]
     private bool VrmCanExpandInPlace(VmaRemapStruct vrm)
     {
@@ -1069,6 +1164,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>expand_vma_in_place(): charge, then vma_merge_extend() by delta.</summary>
+    /// <remarks>Context: mmap_lock write-held; the merge write-locks the VMAs it changes.</remarks>
     [KernelSymbol("expand_vma_in_place", "mm/mremap.c")]
     private async ValueTask<long> ExpandVmaInPlace(VmaRemapStruct vrm)
     {
@@ -1092,6 +1188,7 @@ public sealed partial class Kernel
     /// vma_merge_extend(): grows a VMA by delta at its end, merging with the next VMA if it then
     /// touches it and is compatible. Null if the VMA cannot be extended (VM_SPECIAL).
     /// </summary>
+    /// <remarks>Context: mmap_lock write-held; the merge write-locks the VMAs it changes.</remarks>
     [KernelSymbol("vma_merge_extend", "mm/vma.c")]
     public ValueTask<VmAreaStruct?> VmaMergeExtend(VmAreaStruct vma, ulong delta)
     {
@@ -1113,6 +1210,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>expand_vma(): in place if possible, else (with MREMAP_MAYMOVE) move to a new address.</summary>
+    /// <remarks>Context: mmap_lock write-held and still held on return.</remarks>
     [KernelSymbol("expand_vma", "mm/mremap.c")]
     private async ValueTask<long> ExpandVma(VmaRemapStruct vrm)
     {
@@ -1139,6 +1237,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>mremap_at(): resize where the mapping is (moving only if it must grow and cannot).</summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held. A shrink returns with it dropped (vrm.MmapLocked false); the
+    /// other paths keep it.
+    /// </remarks>
     [KernelSymbol("mremap_at", "mm/mremap.c")]
     private async ValueTask<long> MremapAt(VmaRemapStruct vrm)
     {
@@ -1160,11 +1262,13 @@ public sealed partial class Kernel
     }
 
     /// <summary>vrm_will_map_new(): does the operation map address space not mapped before?</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("vrm_will_map_new", "mm/mremap.c")]
     private static bool VrmWillMapNew(VmaRemapStruct vrm) =>
         vrm.RemapType == MremapType.MREMAP_EXPAND || VrmImpliesNewAddr(vrm);
 
     /// <summary>vrm_move_only(): MREMAP_FIXED with no resize — a pure move, possibly of many VMAs.</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("vrm_move_only", "mm/mremap.c")]
     private static bool VrmMoveOnly(VmaRemapStruct vrm) =>
         (vrm.Flags & MREMAP_FIXED) != 0 && vrm.OldLen == vrm.NewLen;
@@ -1173,6 +1277,7 @@ public sealed partial class Kernel
     /// vma_multi_allowed(): a VMA can be one of several moved together unless its file picks its
     /// own addresses (MREMAP_FIXED might not be obeyed). Shmem is known to obey it.
     /// </summary>
+    /// <remarks>Context: mmap_lock held (the VMA is stable).</remarks>
     [KernelSymbol("vma_multi_allowed", "mm/mremap.c")]
     private static bool VmaMultiAllowed(VmAreaStruct vma)
     {
@@ -1190,6 +1295,7 @@ public sealed partial class Kernel
     /// DONTUNMAP restrictions, the range within the VMA, pgoff overflow, no growing of
     /// VM_DONTEXPAND/VM_PFNMAP, the mlock and address-space limits.
     /// </summary>
+    /// <remarks>Context: mmap_lock write-held.</remarks>
     [KernelSymbol("check_prep_vma", "mm/mremap.c")]
     private int CheckPrepVma(VmaRemapStruct vrm)
     {
@@ -1262,6 +1368,7 @@ public sealed partial class Kernel
     /// check_mremap_params(): the checks that need no VMA — flags, alignment, lengths, and for a
     /// chosen new address its range, alignment, MREMAP_MAYMOVE, DONTUNMAP's fixed size, overlap.
     /// </summary>
+    /// <remarks>Context: any; pure (no lock taken yet).</remarks>
     [KernelSymbol("check_mremap_params", "mm/mremap.c")]
     private long CheckMremapParams(VmaRemapStruct vrm)
     {
@@ -1324,6 +1431,7 @@ public sealed partial class Kernel
     /// from new_addr, keeping the gaps. A VMA whose file chooses its own addresses can only move
     /// alone.
     /// </summary>
+    /// <remarks>Context: mmap_lock write-held for the whole walk (no step may drop it).</remarks>
     [KernelSymbol("remap_move", "mm/mremap.c")]
     private async ValueTask<long> RemapMove(VmaRemapStruct vrm)
     {
@@ -1394,6 +1502,11 @@ public sealed partial class Kernel
     /// to a new address (MREMAP_FIXED / MREMAP_DONTUNMAP) or where it is. An mlocked mapping that
     /// grew is populated after the lock is dropped. Returns the (new) address or an -errno.
     /// </summary>
+    /// <remarks>
+    /// Context: process context, no mm locks held. Takes mmap_lock for writing (killable: -EINTR)
+    /// and releases it unless a shrink already did; populating a grown mlocked mapping happens
+    /// after, under the read lock mm_populate() takes. May sleep.
+    /// </remarks>
     [KernelSymbol("do_mremap", "mm/mremap.c")]
     public async ValueTask<long> DoMremap(ulong addr, ulong oldLen, ulong newLen, int flags, ulong newAddr)
     {

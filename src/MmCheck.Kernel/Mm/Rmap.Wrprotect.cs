@@ -12,6 +12,10 @@ public sealed partial class Kernel
     /// [pgoff, pgoff + nrPages), write-protect and clean the PTEs that map [pfn, pfn + nrPages).
     /// Returns how many PTEs were cleaned.
     /// </summary>
+    /// <remarks>
+    /// Context: no PTL or mmap_lock needed. Takes i_mmap_rwsem for reading, and each VMA's PTLs
+    /// under it; may sleep.
+    /// </remarks>
     [KernelSymbol("mapping_wrprotect_range", "mm/rmap.c")]
     public async ValueTask<int> MappingWrprotectRange(AddressSpace mapping, ulong pgoff, ulong pfn, ulong nrPages)
     {
@@ -33,6 +37,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>pfn_mkclean_range() → page_vma_mkclean_one(): one VMA's PTEs of the range.</summary>
+    /// <remarks>
+    /// Context: i_mmap_rwsem read-held (the VMA stays in i_mmap). Opens an mmu notifier range and
+    /// takes and drops each PTE's PTL.
+    /// </remarks>
     [KernelSymbol("pfn_mkclean_range", "mm/rmap.c")]
     private async ValueTask<int> PfnMkcleanRange(VmAreaStruct vma, ulong pgoff, ulong pfn, ulong nrPages)
     {

@@ -41,6 +41,7 @@ public enum RmapFlags
 public sealed partial class Kernel
 {
     /// <summary>anon_vma_alloc(): refcount 1, its own root and parent.</summary>
+    /// <remarks>Context: any; the new anon_vma is private until linked. Takes no lock.</remarks>
     [KernelSymbol("anon_vma_alloc", "mm/rmap.c")]
     private AnonVma AnonVmaAlloc()
     {
@@ -51,10 +52,16 @@ public sealed partial class Kernel
         return av;
     }
 
+    /// <summary>get_anon_vma().</summary>
+    /// <remarks>Context: the caller already holds a reference or a lock that keeps the anon_vma alive.</remarks>
     [KernelSymbol("get_anon_vma", "include/linux/rmap.h")]
     private static void GetAnonVma(AnonVma av) => av.Refcount++;
 
     /// <summary>put_anon_vma(): at zero the anon_vma is freed, and its reference on the root dropped.</summary>
+    /// <remarks>
+    /// Context: any; the last put frees the anon_vma and drops its reference on the root
+    /// (the kernel's brief lock/unlock before the free is not modelled).
+    /// </remarks>
     [KernelSymbol("put_anon_vma", "include/linux/rmap.h")]
     private void PutAnonVma(AnonVma av)
     {
@@ -71,15 +78,26 @@ public sealed partial class Kernel
         }
     }
 
+    /// <summary>anon_vma_lock_write(): take the root anon_vma's rwsem for writing.</summary>
+    /// <remarks>
+    /// Context: may sleep; takes the root's rwsem for writing. The caller keeps the anon_vma alive
+    /// (mmap_lock held, or a reference).
+    /// </remarks>
     [KernelSymbol("anon_vma_lock_write", "include/linux/rmap.h")]
     public ValueTask AnonVmaLockWrite(AnonVma av, [CallerMemberName] string fn = "") => av.Root.Rwsem.DownWrite(fn);
 
+    /// <summary>anon_vma_unlock_write().</summary>
+    /// <remarks>Context: the root's rwsem write-held; releases it.</remarks>
     [KernelSymbol("anon_vma_unlock_write", "include/linux/rmap.h")]
     public ValueTask AnonVmaUnlockWrite(AnonVma av, [CallerMemberName] string fn = "") => av.Root.Rwsem.UpWrite(fn);
 
+    /// <summary>anon_vma_lock_read(): take the root anon_vma's rwsem for reading.</summary>
+    /// <remarks>Context: may sleep; takes the root's rwsem for reading (rmap walkers).</remarks>
     [KernelSymbol("anon_vma_lock_read", "include/linux/rmap.h")]
     public ValueTask AnonVmaLockRead(AnonVma av, [CallerMemberName] string fn = "") => av.Root.Rwsem.DownRead(fn);
 
+    /// <summary>anon_vma_unlock_read().</summary>
+    /// <remarks>Context: the root's rwsem read-held; releases it.</remarks>
     [KernelSymbol("anon_vma_unlock_read", "include/linux/rmap.h")]
     public ValueTask AnonVmaUnlockRead(AnonVma av, [CallerMemberName] string fn = "") => av.Root.Rwsem.UpRead(fn);
 
@@ -92,6 +110,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>anon_vma_prepare(): the common case (the VMA already has one) needs no locks.</summary>
+    /// <remarks>
+    /// Context: mmap_lock held (read at least); the slow path takes the anon_vma lock and
+    /// page_table_lock and may sleep.
+    /// </remarks>
     [KernelSymbol("anon_vma_prepare", "include/linux/rmap.h")]
     public ValueTask<int> AnonVmaPrepare(VmAreaStruct vma) =>
         vma.AnonVma is not null ? ValueTask.FromResult(0) : __AnonVmaPrepare(vma);
@@ -134,6 +156,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>anon_vma_compatible(): could a and b share one anon_vma if they were one VMA?</summary>
+    /// <remarks>Context: mmap_lock held (both VMAs stable).</remarks>
     [KernelSymbol("anon_vma_compatible", "mm/vma.c")]
     private static bool AnonVmaCompatible(VmAreaStruct a, VmAreaStruct b) =>
         a.VmEnd == b.VmStart && a.VmFile == b.VmFile &&
@@ -141,11 +164,13 @@ public sealed partial class Kernel
         b.VmPgoff == a.VmPgoff + ((b.VmStart - a.VmStart) >> PgTable.PAGE_SHIFT);
 
     /// <summary>reusable_anon_vma(): old's anon_vma if it is compatible and old is its only user.</summary>
+    /// <remarks>Context: mmap_lock held (read at least); old's anon_vma is read racily, as the kernel does.</remarks>
     [KernelSymbol("reusable_anon_vma", "mm/vma.c")]
     private static AnonVma? ReusableAnonVma(VmAreaStruct old, VmAreaStruct a, VmAreaStruct b) =>
         AnonVmaCompatible(a, b) && old.AnonVma is { } av && old.AnonVmaChain.Count == 1 ? av : null;
 
     /// <summary>find_mergeable_anon_vma(): try the next VMA, then the previous one.</summary>
+    /// <remarks>Context: mmap_lock held (read at least): the neighbours are stable.</remarks>
     [KernelSymbol("find_mergeable_anon_vma", "mm/vma.c")]
     private AnonVma? FindMergeableAnonVma(VmAreaStruct vma)
     {
@@ -277,11 +302,13 @@ public sealed partial class Kernel
     // ---- folio rmap ----
 
     /// <summary>linear_page_index(): the page offset of addr within the VMA's object.</summary>
+    /// <remarks>Context: the VMA is stable (mmap_lock, its VMA lock, or an rmap lock held).</remarks>
     [KernelSymbol("linear_page_index", "include/linux/pagemap.h")]
     public static ulong LinearPageIndex(VmAreaStruct vma, ulong addr) =>
         ((addr - vma.VmStart) >> PgTable.PAGE_SHIFT) + vma.VmPgoff;
 
     /// <summary>vma_address(): where page offset pgoff sits in the VMA, or ulong.MaxValue if outside.</summary>
+    /// <remarks>Context: the VMA is stable (an rmap lock or the mmap lock held).</remarks>
     [KernelSymbol("vma_address", "mm/internal.h")]
     public static ulong VmaAddress(VmAreaStruct vma, ulong pgoff)
     {
@@ -310,6 +337,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>__folio_set_anon(): folio->mapping = anon_vma | PAGE_MAPPING_ANON, and the index.</summary>
+    /// <remarks>Context: the PTL held and the folio new or locked; the VMA's anon_vma already set.</remarks>
     [KernelSymbol("__folio_set_anon", "mm/rmap.c")]
     private void __FolioSetAnon(Folio f, VmAreaStruct vma, ulong addr, bool exclusive)
     {
@@ -330,6 +358,7 @@ public sealed partial class Kernel
     /// folio_add_new_anon_rmap(): a freshly allocated folio becomes anonymous and mapped once;
     /// RMAP_EXCLUSIVE marks its page PageAnonExclusive.
     /// </summary>
+    /// <remarks>Context: the PTL held; the folio is new (not yet visible), so it need not be locked.</remarks>
     [KernelSymbol("folio_add_new_anon_rmap", "mm/rmap.c")]
     public void FolioAddNewAnonRmap(Folio f, VmAreaStruct vma, ulong addr, RmapFlags flags)
     {
@@ -345,6 +374,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>folio_add_anon_rmap_ptes(): map an existing anon folio again (swap-in, restore).</summary>
+    /// <remarks>Context: the PTL held and the folio locked.</remarks>
     [KernelSymbol("folio_add_anon_rmap_ptes", "mm/rmap.c")]
     public void FolioAddAnonRmapPtes(Folio f, Page page, int nr, VmAreaStruct vma, ulong addr, RmapFlags flags)
     {
@@ -356,24 +386,29 @@ public sealed partial class Kernel
     }
 
     /// <summary>folio_add_file_rmap_ptes(): a page cache folio is mapped by nr more PTEs.</summary>
+    /// <remarks>Context: the PTL held.</remarks>
     [KernelSymbol("folio_add_file_rmap_ptes", "mm/rmap.c")]
     public void FolioAddFileRmapPtes(Folio f, Page page, int nr, VmAreaStruct vma) =>
         AddMapcount(f, nr, "folio_add_file_rmap_ptes");
 
     /// <summary>folio_add_file_rmap_pte().</summary>
+    /// <remarks>Context: the PTL held.</remarks>
     [KernelSymbol("folio_add_file_rmap_pte", "include/linux/rmap.h")]
     public void FolioAddFileRmapPte(Folio f, Page page, VmAreaStruct vma) => FolioAddFileRmapPtes(f, page, 1, vma);
 
     /// <summary>folio_remove_rmap_ptes(): nr fewer PTEs map the folio. The caller drops references.</summary>
+    /// <remarks>Context: the PTL held.</remarks>
     [KernelSymbol("folio_remove_rmap_ptes", "mm/rmap.c")]
     public void FolioRemoveRmapPtes(Folio f, Page page, int nr, VmAreaStruct vma) =>
         AddMapcount(f, -nr, "folio_remove_rmap_ptes");
 
     /// <summary>folio_remove_rmap_pte().</summary>
+    /// <remarks>Context: the PTL held.</remarks>
     [KernelSymbol("folio_remove_rmap_pte", "include/linux/rmap.h")]
     public void FolioRemoveRmapPte(Folio f, Page page, VmAreaStruct vma) => FolioRemoveRmapPtes(f, page, 1, vma);
 
     /// <summary>folio_dup_file_rmap_pte(): fork shares a file folio with the child.</summary>
+    /// <remarks>Context: fork: both mmap_locks write-held and the source PTL held.</remarks>
     [KernelSymbol("folio_dup_file_rmap_pte", "include/linux/rmap.h")]
     public void FolioDupFileRmapPte(Folio f, Page page, VmAreaStruct dstVma) =>
         AddMapcount(f, 1, "folio_dup_file_rmap_pte");
@@ -383,6 +418,10 @@ public sealed partial class Kernel
     /// exclusive page that may be pinned cannot be shared (-EBUSY: the caller copies it);
     /// otherwise it stops being exclusive and gains a mapping.
     /// </summary>
+    /// <remarks>
+    /// Context: fork: both mmap_locks write-held and the source PTL held (so no GUP-fast pin can
+    /// appear unseen).
+    /// </remarks>
     [KernelSymbol("folio_try_dup_anon_rmap_pte", "include/linux/rmap.h")]
     public int FolioTryDupAnonRmapPte(Folio f, Page page, VmAreaStruct dstVma, VmAreaStruct srcVma)
     {

@@ -58,10 +58,18 @@ public sealed class VmaMunmapStruct
 public sealed partial class Kernel
 {
     /// <summary>vm_area_alloc().</summary>
+    /// <remarks>
+    /// Context: any (mmap_lock write-held by callers that will link it); the new VMA is private
+    /// until linked.
+    /// </remarks>
     [KernelSymbol("vm_area_alloc", "mm/vma_init.c")]
     public VmAreaStruct VmAreaAlloc(MmStruct mm) => new(this, mm);
 
     /// <summary>vm_area_dup(): a copy with no anon_vma chain and a fresh lock.</summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held by the caller (or, for fork, the parent's mmap_lock write-
+    /// held); the copy is private until linked.
+    /// </remarks>
     [KernelSymbol("vm_area_dup", "mm/vma_init.c")]
     public VmAreaStruct VmAreaDup(VmAreaStruct orig, MmStruct? mm = null)
     {
@@ -127,6 +135,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>can_vma_merge_before(): the range can join vmg.Next at its start.</summary>
+    /// <remarks>Context: mmap_lock write-held (the neighbours are stable).</remarks>
     [KernelSymbol("can_vma_merge_before", "mm/vma.c")]
     private static bool CanVmaMergeBefore(VmaMergeStruct vmg)
     {
@@ -135,15 +144,20 @@ public sealed partial class Kernel
     }
 
     /// <summary>can_vma_merge_after(): the range can join vmg.Prev at its end.</summary>
+    /// <remarks>Context: mmap_lock write-held (the neighbours are stable).</remarks>
     [KernelSymbol("can_vma_merge_after", "mm/vma.c")]
     private static bool CanVmaMergeAfter(VmaMergeStruct vmg) =>
         IsMergeableVma(vmg, false) && IsMergeableAnonVma(vmg, false) &&
         vmg.Prev!.VmPgoff + vmg.Prev.Pages == vmg.Pgoff;
 
+    /// <summary>can_vma_merge_left(): vmg.Prev ends where the range starts and can absorb it.</summary>
+    /// <remarks>Context: mmap_lock write-held.</remarks>
     [KernelSymbol("can_vma_merge_left", "mm/vma.c")]
     private static bool CanVmaMergeLeft(VmaMergeStruct vmg) =>
         vmg.Prev is not null && vmg.Prev.VmEnd == vmg.Start && CanVmaMergeAfter(vmg);
 
+    /// <summary>can_vma_merge_right(): vmg.Next starts where the range ends and can absorb it; with a left merge too, prev's and next's anon_vmas must agree.</summary>
+    /// <remarks>Context: mmap_lock write-held.</remarks>
     [KernelSymbol("can_vma_merge_right", "mm/vma.c")]
     private static bool CanVmaMergeRight(VmaMergeStruct vmg, bool canMergeLeft)
     {
@@ -167,6 +181,10 @@ public sealed partial class Kernel
     /// dup_anon_vma(): when the expanded VMA has no anon_vma but the one it absorbs does, the
     /// expanded one takes it over (anon_vma_clone).
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held and dst write-locked (asserted). Cloning takes the anon_vma
+    /// root rwsem; may sleep.
+    /// </remarks>
     [KernelSymbol("dup_anon_vma", "mm/vma.c")]
     private async ValueTask<VmAreaStruct?> DupAnonVma(VmAreaStruct dst, VmAreaStruct src)
     {
@@ -182,6 +200,11 @@ public sealed partial class Kernel
 
     /// <summary>vma_prepare(): takes i_mmap_rwsem and the anon_vma lock, and takes the VMAs out of
     /// i_mmap while their ranges change.</summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held and the VMAs involved write-locked. Takes i_mmap_rwsem (file
+    /// VMAs), then the anon_vma root rwsem, both for writing, and returns with them held for
+    /// vma_complete().
+    /// </remarks>
     [KernelSymbol("vma_prepare", "mm/vma.c")]
     private async ValueTask VmaPrepare(VmAreaStruct vma, VmAreaStruct? adjNext, VmAreaStruct? insert, AnonVma? av)
     {
@@ -210,6 +233,11 @@ public sealed partial class Kernel
 
     /// <summary>vma_complete(): puts the VMAs back in i_mmap, stores an inserted VMA, removes merged-away
     /// ones, and drops the locks vma_prepare() took.</summary>
+    /// <remarks>
+    /// Context: the locks vma_prepare() took (plus mmap_lock write and the VMA write locks).
+    /// Releases i_mmap_rwsem and the anon_vma lock; a removed VMA's anon_vma links are then dropped
+    /// under the anon_vma lock again.
+    /// </remarks>
     [KernelSymbol("vma_complete", "mm/vma.c")]
     private async ValueTask VmaComplete(VmAreaStruct vma, VmAreaStruct? adjNext, VmAreaStruct? insert, AnonVma? av,
         VmAreaStruct? remove, VmAreaStruct? remove2)
@@ -335,6 +363,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>split_vma(): refuses past max_map_count.</summary>
+    /// <remarks>Context: mmap_lock write-held; write-locks both halves. May sleep.</remarks>
     [KernelSymbol("split_vma", "mm/vma.c")]
     public ValueTask<int> SplitVma(VmAreaStruct vma, ulong addr, bool newBelow)
     {
@@ -375,6 +404,10 @@ public sealed partial class Kernel
     /// commit_merge(): applies a merge decided by vma_merge_existing_range()/vma_expand(): the
     /// target's range grows, an adjusted neighbour shrinks, absorbed VMAs go.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held and every VMA involved write-locked.
+    /// vma_prepare()/vma_complete() take and drop the rmap locks around the range changes.
+    /// </remarks>
     [KernelSymbol("commit_merge", "mm/vma.c")]
     private async ValueTask CommitMerge(VmaMergeStruct vmg)
     {
@@ -528,6 +561,10 @@ public sealed partial class Kernel
     /// vma_merge_new_range(): a new range [start, end) is about to be mapped; expand a compatible
     /// neighbour (or two) over it instead of creating a VMA. Returns the expanded VMA or null.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held (asserted). Write-locks the VMAs it expands or removes; takes
+    /// the rmap locks through vma_prepare(). May sleep.
+    /// </remarks>
     [KernelSymbol("vma_merge_new_range", "mm/vma.c")]
     public async ValueTask<VmAreaStruct?> VmaMergeNewRange(VmaMergeStruct vmg)
     {
@@ -566,6 +603,10 @@ public sealed partial class Kernel
     /// <summary>
     /// vma_expand(): grow vmg.Target to [start, end), absorbing vmg.Next if the range now covers it.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held. Write-locks the target (and next, when absorbed), then
+    /// commits under the rmap locks.
+    /// </remarks>
     [KernelSymbol("vma_expand", "mm/vma.c")]
     public async ValueTask<int> VmaExpand(VmaMergeStruct vmg)
     {
@@ -598,6 +639,10 @@ public sealed partial class Kernel
     /// attributes allow, else split off the parts outside the range. Returns the VMA that now
     /// covers exactly [start, end), or an -errno.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held. Merging or splitting write-locks the VMAs it changes; may
+    /// sleep.
+    /// </remarks>
     [KernelSymbol("vma_modify", "mm/vma.c")]
     public async ValueTask<(VmAreaStruct? Vma, int Err)> VmaModify(VmaMergeStruct vmg)
     {
@@ -628,6 +673,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>vma_modify_flags(): vma_modify() for new vm_flags (mprotect, madvise).</summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held (mprotect, madvise); see vma_modify(). The caller sets the
+    /// flags afterwards under the VMA write lock.
+    /// </remarks>
     [KernelSymbol("vma_modify_flags", "mm/vma.c")]
     public ValueTask<(VmAreaStruct? Vma, int Err)> VmaModifyFlags(VmAreaStruct? prev, VmAreaStruct vma, ulong start, ulong end, VmFlags flags) =>
         VmaModify(new VmaMergeStruct
@@ -645,6 +694,10 @@ public sealed partial class Kernel
         });
 
     /// <summary>vma_link_file(): a file VMA joins its mapping's i_mmap (optionally keeping the lock).</summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held. Takes i_mmap_rwsem for writing and, with holdRmapLock,
+    /// returns with it still held (mmap_region() releases it).
+    /// </remarks>
     [KernelSymbol("vma_link_file", "mm/vma.c")]
     public async ValueTask VmaLinkFile(VmAreaStruct vma, bool holdRmapLock)
     {
@@ -663,6 +716,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>unlink_file_vma(): the VMA leaves i_mmap.</summary>
+    /// <remarks>
+    /// Context: mmap_lock held (write, or the final exit_mmap() teardown). Takes and drops
+    /// i_mmap_rwsem for writing.
+    /// </remarks>
     [KernelSymbol("unlink_file_vma", "mm/vma.c")]
     public async ValueTask UnlinkFileVma(VmAreaStruct vma)
     {
@@ -678,6 +735,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>vma_link(): inserts a VMA into the tree and i_mmap.</summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held. Write-locks the new VMA before it becomes visible; takes
+    /// i_mmap_rwsem for the file link.
+    /// </remarks>
     [KernelSymbol("vma_link", "mm/vma.c")]
     public async ValueTask VmaLink(MmStruct mm, VmAreaStruct vma)
     {
@@ -692,6 +753,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>vma_close(): ->close.</summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held (or exit_mmap() teardown); the VMA is detached. -&gt;close may
+    /// sleep.
+    /// </remarks>
     [KernelSymbol("vma_close", "mm/internal.h")]
     private async ValueTask VmaClose(VmAreaStruct vma)
     {
@@ -702,6 +767,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>remove_vma(): ->close, drop the file, free.</summary>
+    /// <remarks>
+    /// Context: the VMA is detached; mmap_lock held (read after a munmap downgrade is enough). May
+    /// sleep.
+    /// </remarks>
     [KernelSymbol("remove_vma", "mm/vma.c")]
     public async ValueTask RemoveVma(VmAreaStruct vma)
     {
@@ -717,6 +786,10 @@ public sealed partial class Kernel
     /// vms_gather_munmap_vmas(): splits the VMAs at the range's ends and detaches those inside,
     /// write-locking each. The tree still holds them until the caller clears the range.
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held. Splits at the edges and write-locks every VMA it detaches;
+    /// may sleep.
+    /// </remarks>
     [KernelSymbol("vms_gather_munmap_vmas", "mm/vma.c")]
     public async ValueTask<int> VmsGatherMunmapVmas(VmaMunmapStruct vms)
     {
@@ -802,6 +875,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>vms_clear_ptes(): zaps the gathered VMAs and frees their page tables.</summary>
+    /// <remarks>
+    /// Context: mmap_lock held: write, or read after the munmap downgrade (mmWrLocked false).
+    /// Zapping takes the PTLs; freeing tables takes the rmap locks.
+    /// </remarks>
     [KernelSymbol("vms_clear_ptes", "mm/vma.c")]
     private async ValueTask VmsClearPtes(VmaMunmapStruct vms, bool mmWrLocked)
     {
@@ -820,6 +897,10 @@ public sealed partial class Kernel
     /// vms_complete_munmap_vmas(): accounting, the optional downgrade to the read lock, zapping,
     /// and removing the VMAs (->close, fput).
     /// </summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held. With vms.Unlock it downgrades to read for the zap and returns
+    /// with the lock released; otherwise it returns with the write lock still held.
+    /// </remarks>
     [KernelSymbol("vms_complete_munmap_vmas", "mm/vma.c")]
     public async ValueTask VmsCompleteMunmapVmas(VmaMunmapStruct vms)
     {
@@ -851,6 +932,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>do_vmi_align_munmap(): gather, clear the tree, complete.</summary>
+    /// <remarks>
+    /// Context: mmap_lock write-held. With unlock, returns with it released on success; on failure
+    /// it is still held.
+    /// </remarks>
     [KernelSymbol("do_vmi_align_munmap", "mm/vma.c")]
     public async ValueTask<int> DoVmiAlignMunmap(VmAreaStruct vma, MmStruct mm, ulong start, ulong end, bool unlock)
     {
@@ -904,6 +989,7 @@ public sealed partial class Kernel
     private static bool IsDataMapping(VmFlags f) => (f & (VM_WRITE | VM_SHARED | VM_STACK)) == VM_WRITE;
 
     /// <summary>vm_stat_account().</summary>
+    /// <remarks>Context: mmap_lock write-held (the counters it updates are protected by it).</remarks>
     [KernelSymbol("vm_stat_account", "mm/mmap.c")]
     public static void VmStatAccount(MmStruct mm, VmFlags flags, long npages)
     {
@@ -929,6 +1015,7 @@ public sealed partial class Kernel
     /// __vm_enough_memory() with overcommit_memory=0 (the heuristic): refuse only a request
     /// larger than all of RAM (there is no swap in the model).
     /// </summary>
+    /// <remarks>Context: any; the global commit counter is atomic.</remarks>
     [KernelSymbol("__vm_enough_memory", "mm/util.c")]
     public int VmEnoughMemory(long pages)
     {
@@ -942,11 +1029,13 @@ public sealed partial class Kernel
     }
 
     /// <summary>vm_unacct_memory().</summary>
+    /// <remarks>Context: any; the global commit counter is atomic.</remarks>
     [KernelSymbol("vm_unacct_memory", "include/linux/mman.h")]
     public void VmUnacctMemory(long pages) => CommittedPages -= pages;
 
     /// <summary>fput(): drops a file reference; the last one queues the release as task work,
     /// which runs on the way back to user space.</summary>
+    /// <remarks>Context: any; the final release is deferred to task work, run without mm locks.</remarks>
     [KernelSymbol("fput", "fs/file_table.c")]
     public void Fput(File f)
     {
@@ -959,6 +1048,10 @@ public sealed partial class Kernel
     private readonly List<File> _deferredFput = [];
 
     /// <summary>____fput(): the deferred final release (->release, then the inode reference).</summary>
+    /// <remarks>
+    /// Context: task work on the way back to user space: no mm locks held. -&gt;release and iput
+    /// may sleep.
+    /// </remarks>
     [KernelSymbol("____fput", "fs/file_table.c")]
     private async ValueTask RunDeferredFput()
     {

@@ -17,16 +17,25 @@ public sealed class Tlb(int cpu)
     public const int Capacity = Sets * Ways;
     private const int VpnBits = 46;
 
-    /// <summary>Shared, never written: the slots of a TLB that has not cached anything yet. A kernel
-    /// is built for every explored execution and most of its CPUs never fill their TLB, so the
-    /// storage is allocated on the first <see cref="Fill"/> (<see cref="AllocateStorage"/>).</summary>
-    private static readonly ulong[] s_noTags = new ulong[Capacity];
-    private static readonly TlbEntry[] s_noData = new TlbEntry[Capacity];
+    /// <summary>
+    /// Storage is model-only and allocated a set at a time, on the set's first fill (<see cref="AllocateSet"/>):
+    /// a kernel is built for every explored execution and a scenario touches a handful of sets, so a
+    /// fresh TLB costs a few hundred bytes, not 48 KiB. The slots of set s are
+    /// [_base[s], _base[s] + Ways) of <see cref="_tags"/> and <see cref="_data"/>; block 0, where every set
+    /// starts, is never written and reads as empty (no tag is 0). Until the first fill the arrays are
+    /// these shared empty ones.
+    /// </summary>
+    private static readonly ulong[] s_emptyTags = new ulong[Ways];
+    private static readonly TlbEntry[] s_emptyData = new TlbEntry[Ways];
+    private const int InitialBlocks = 8;
 
+    private readonly int[] _base = new int[Sets];
+    /// <summary>Blocks handed out so far, block 0 included.</summary>
+    private int _blocks = 1;
     /// <summary>Tag per slot: (mm + 1) above the VPN; 0 marks an empty slot.</summary>
-    private ulong[] _tags = s_noTags;
-    private TlbEntry[] _data = s_noData;
-    private byte[] _victim = [];
+    private ulong[] _tags = s_emptyTags;
+    private TlbEntry[] _data = s_emptyData;
+    private readonly byte[] _victim = new byte[Sets];
     private int _count;
     /// <summary>How many slots map each frame, so freeing a frame checks the TLB in O(1).</summary>
     private readonly PfnCounts _byPfn = new(Capacity);
@@ -34,13 +43,20 @@ public sealed class Tlb(int cpu)
 
     public int Count => _count;
 
-    /// <summary>Replaces the shared empty slots with this TLB's own; called before the first write.</summary>
+    /// <summary>Gives <paramref name="set"/> its own block of slots (growing the arrays by doubling);
+    /// returns the block's first slot.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void AllocateStorage()
+    private int AllocateSet(int set)
     {
-        _tags = new ulong[Capacity];
-        _data = new TlbEntry[Capacity];
-        _victim = new byte[Sets];
+        int b = _blocks++ * Ways;
+        if (b + Ways > _tags.Length)
+        {
+            int n = Math.Min(Math.Max(2 * _tags.Length, InitialBlocks * Ways), (Sets + 1) * Ways);
+            Array.Resize(ref _tags, n);
+            Array.Resize(ref _data, n);
+        }
+        _base[set] = b;
+        return b;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -49,7 +65,7 @@ public sealed class Tlb(int cpu)
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int Find(ulong tag, ulong vpn)
     {
-        int b = (int)(vpn & (Sets - 1)) * Ways;
+        int b = _base[(int)(vpn & (Sets - 1))];
         for (int i = b; i < b + Ways; i++)
         {
             if (_tags[i] == tag)
@@ -69,13 +85,13 @@ public sealed class Tlb(int cpu)
 
     public void Fill(int mm, ulong vpn, TlbEntry e)
     {
-        if (_count == 0 && _tags == s_noTags)
-        {
-            AllocateStorage();
-        }
         ulong tag = Tag(mm, vpn);
         int set = (int)(vpn & (Sets - 1));
-        int b = set * Ways;
+        int b = _base[set];
+        if (b == 0)
+        {
+            b = AllocateSet(set);
+        }
         // One pass over the set: the entry's own slot if cached, else the first empty one.
         int i = -1, empty = -1;
         for (int j = b; j < b + Ways; j++)
@@ -154,7 +170,7 @@ public sealed class Tlb(int cpu)
             return n;
         }
         ulong lo = Tag(mm, startVpn), hi = endVpn >= 1UL << VpnBits ? Tag(mm + 1, 0) : Tag(mm, endVpn);
-        for (int i = 0; i < Capacity; i++)
+        for (int i = Ways; i < _blocks * Ways; i++)
         {
             if (_tags[i] >= lo && _tags[i] < hi)
             {
@@ -187,7 +203,7 @@ public sealed class Tlb(int cpu)
             return false;
         }
         ulong lo = Tag(mm, startVpn), hi = endVpn >= 1UL << VpnBits ? Tag(mm + 1, 0) : Tag(mm, endVpn);
-        for (int i = 0; i < Capacity; i++)
+        for (int i = Ways; i < _blocks * Ways; i++)
         {
             if (_tags[i] >= lo && _tags[i] < hi)
             {
@@ -199,11 +215,20 @@ public sealed class Tlb(int cpu)
 
     public IEnumerable<(int Mm, ulong Va, TlbEntry Entry)> Entries()
     {
-        for (int i = 0; i < Capacity; i++)
+        // Set by set, way by way: the order of the hardware's slots, whatever order the blocks came in.
+        for (int set = 0; set < Sets; set++)
         {
-            if (_tags[i] != 0)
+            int b = _base[set];
+            if (b == 0)
             {
-                yield return ((int)(_tags[i] >> VpnBits) - 1, (_tags[i] & ((1UL << VpnBits) - 1)) << PAGE_SHIFT, _data[i]);
+                continue;
+            }
+            for (int i = b; i < b + Ways; i++)
+            {
+                if (_tags[i] != 0)
+                {
+                    yield return ((int)(_tags[i] >> VpnBits) - 1, (_tags[i] & ((1UL << VpnBits) - 1)) << PAGE_SHIFT, _data[i]);
+                }
             }
         }
     }

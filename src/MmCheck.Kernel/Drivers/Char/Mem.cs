@@ -28,6 +28,7 @@ public sealed partial class Kernel
     private VmOperationsStruct MmapMemOps => _mmapMemOps ??= new VmOperationsStruct { Name = "mmap_mem_ops" };
 
     /// <summary>chr_dev_init(): registers /dev/mem.</summary>
+    /// <remarks>Context: boot, single-threaded; no locks.</remarks>
     [KernelSymbol("chr_dev_init", "drivers/char/mem.c")]
     private void DevMemInit()
     {
@@ -44,11 +45,16 @@ public sealed partial class Kernel
     }
 
     /// <summary>open_mem() = open_port(): CAP_SYS_RAWIO (every model task has it) and the shared iomem mapping.</summary>
+    /// <remarks>Context: open(2): no mm locks held.</remarks>
     [KernelSymbol("open_port", "drivers/char/mem.c")]
     private ValueTask<(File?, int)> OpenMem(DeviceNode node, int flags) =>
         ValueTask.FromResult<(File?, int)>((AllocDeviceFile(node, flags, IomemGetMapping()), 0));
 
     /// <summary>range_is_allowed() (CONFIG_STRICT_DEVMEM): every page passes devmem_is_allowed().</summary>
+    /// <remarks>
+    /// Context: may take resource_lock for reading (devmem_is_allowed()); called from -&gt;mmap
+    /// with mmap_lock write-held or from read/write with no mm locks.
+    /// </remarks>
     [KernelSymbol("range_is_allowed", "drivers/char/mem.c")]
     private async ValueTask<bool> RangeIsAllowed(ulong pfn, ulong size)
     {
@@ -69,6 +75,7 @@ public sealed partial class Kernel
     /// write-back, or UC- when the file was opened O_DSYNC. (PAT's memtype reservation, which may
     /// change the mode further, is not modelled.)
     /// </summary>
+    /// <remarks>Context: -&gt;mmap: mmap_lock write-held. Pure apart from the range check.</remarks>
     [KernelSymbol("phys_mem_access_prot_allowed", "arch/x86/mm/pat/memtype.c")]
     private static PgProt PhysMemAccessProt(File file, PgProt prot)
     {
@@ -104,6 +111,10 @@ public sealed partial class Kernel
     /// mmap_mem(): the legacy ->mmap — checks, then remap_pfn_range() of the whole VMA while the
     /// VMA is neither in the tree nor in i_mmap (the seed-000 window).
     /// </summary>
+    /// <remarks>
+    /// Context: -&gt;mmap: mmap_lock write-held and the VMA not yet linked; remap_pfn_range() takes
+    /// PTLs and may sleep.
+    /// </remarks>
     [KernelSymbol("mmap_mem", "drivers/char/mem.c")]
     private async ValueTask<int> MmapMem(File file, VmAreaStruct vma)
     {
@@ -126,6 +137,7 @@ public sealed partial class Kernel
     /// mmap_mem_prepare(): the same checks on the descriptor, then a deferred full remap
     /// (mmap_action_remap_full()) that runs once the VMA is linked.
     /// </summary>
+    /// <remarks>Context: -&gt;mmap_prepare: mmap_lock write-held; no VMA exists yet, only the descriptor.</remarks>
     [KernelSymbol("mmap_mem_prepare", "drivers/char/mem.c")]
     private async ValueTask<int> MmapMemPrepare(VmAreaDesc desc)
     {
@@ -142,6 +154,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>read_mem(): one value at a physical address; zeroes where devmem_is_allowed() says 2.</summary>
+    /// <remarks>Context: pread(2): no mm locks held; the permission check may take resource_lock for reading.</remarks>
     [KernelSymbol("read_mem", "drivers/char/mem.c")]
     private async ValueTask<(long, ulong)> ReadMem(File file, long offset, int size)
     {
@@ -161,6 +174,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>write_mem(): one value at a physical address; skipped where devmem_is_allowed() says 2.</summary>
+    /// <remarks>
+    /// Context: pwrite(2): no mm locks held; the permission check may take resource_lock for
+    /// reading.
+    /// </remarks>
     [KernelSymbol("write_mem", "drivers/char/mem.c")]
     private async ValueTask<long> WriteMem(File file, long offset, int size, ulong value)
     {

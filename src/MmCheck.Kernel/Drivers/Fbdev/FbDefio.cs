@@ -28,6 +28,7 @@ public sealed class FbInfo
 {
     internal static readonly LockClass DefioLockClass = LockClass.Define("fb_deferred_io.lock", sleeps: true);
 
+    // Node, Style, SmemLen, Pfns, Vram, Inode and ListObj are fixed at registration.
     public readonly int Node;
     public readonly FbMmapStyle Style;
     /// <summary>fix.smem_len.</summary>
@@ -38,13 +39,16 @@ public sealed class FbInfo
     public readonly PciDev? Vram;
     /// <summary>fbdefio->lock: protects the page list against the deferred work.</summary>
     public readonly Mutex Lock;
-    /// <summary>fbdefio->pagereflist: page offset → PFN of pages written since the last flush.</summary>
+    /// <summary>fbdefio->pagereflist: page offset → PFN of pages written since the last flush.
+    /// Protected by <see cref="Lock"/>.</summary>
     public readonly SortedDictionary<ulong, ulong> Pagereflist = [];
-    /// <summary>fbdefio->mapping: the f_mapping of the open /dev/fbN.</summary>
+    /// <summary>fbdefio->mapping: the f_mapping of the open /dev/fbN. Set by open without a lock;
+    /// read by the deferred work under <see cref="Lock"/>.</summary>
     public AddressSpace? Mapping;
-    /// <summary>What the driver's deferred_io callback was handed, flush by flush (page offsets).</summary>
+    /// <summary>What the driver's deferred_io callback was handed, flush by flush (page offsets).
+    /// Appended under <see cref="Lock"/>.</summary>
     public readonly List<IReadOnlyList<ulong>> Flushed = [];
-    /// <summary>Model counter: mkwrite callbacks.</summary>
+    /// <summary>Model counter: mkwrite callbacks (no kernel state; unlocked).</summary>
     public long MkwriteCalls;
     internal readonly Inode Inode;
     /// <summary>Footprint identity of the page list.</summary>
@@ -84,6 +88,7 @@ public sealed partial class Kernel
     /// bytes — vmalloc pages for <see cref="FbMmapStyle.DeferredIo"/>, else BAR
     /// <paramref name="bar"/> of <paramref name="vram"/> — and its /dev/fbN.
     /// </summary>
+    /// <remarks>Context: driver probe: single-threaded set-up, no locks.</remarks>
     [KernelSymbol("register_framebuffer", "drivers/video/fbdev/core/fbmem.c")]
     public FbInfo FbRegister(FbMmapStyle style, ulong smemLen, PciDev? vram = null, int bar = 0)
     {
@@ -127,6 +132,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>fb_open() → fb_deferred_io_open(): the defio state learns the file's mapping.</summary>
+    /// <remarks>Context: open(2): no mm locks held; records the file's mapping.</remarks>
     [KernelSymbol("fb_deferred_io_open", "drivers/video/fbdev/core/fb_defio.c")]
     private ValueTask<(File?, int)> FbOpen(DeviceNode node, int flags)
     {
@@ -160,6 +166,10 @@ public sealed partial class Kernel
     /// fb_deferred_io_mmap(): no PTE is installed here; VM_DONTEXPAND|VM_DONTDUMP, plus
     /// VM_PFNMAP|VM_IO for memory without refcounted pages (which must be shared).
     /// </summary>
+    /// <remarks>
+    /// Context: -&gt;mmap: mmap_lock write-held (vm_flags_set() asserts it); the VMA is not yet
+    /// linked.
+    /// </remarks>
     [KernelSymbol("fb_deferred_io_mmap", "drivers/video/fbdev/core/fb_defio.c")]
     private async ValueTask<int> FbDeferredIoMmap(File file, VmAreaStruct vma)
     {
@@ -184,6 +194,7 @@ public sealed partial class Kernel
     /// a reference for finish_fault() to map (page->mapping and index set so that rmap finds it, as
     /// before v6.15); a PFN is inserted directly (read-only: vm_page_prot is write-protected).
     /// </summary>
+    /// <remarks>Context: -&gt;fault: mmap_lock read-held or the VMA read-locked; no PTL held.</remarks>
     [KernelSymbol("fb_deferred_io_fault", "drivers/video/fbdev/core/fb_defio.c")]
     private async ValueTask<VmFault> FbDeferredIoFault(VmFaultInfo vmf)
     {
@@ -213,6 +224,11 @@ public sealed partial class Kernel
     /// after making the PTE writable, VM_FAULT_LOCKED), or, without struct page, make the PTE
     /// writable here (vmf_insert_mixed_mkwrite()).
     /// </summary>
+    /// <remarks>
+    /// Context: from -&gt;page_mkwrite/-&gt;pfn_mkwrite with mmap_lock read-held or the VMA read-
+    /// locked. Takes the defio mutex; returns VM_FAULT_LOCKED with the page locked (struct-page
+    /// case), or makes the PTE writable under the mutex (PFN case). May sleep.
+    /// </remarks>
     [KernelSymbol("fb_deferred_io_track_page", "drivers/video/fbdev/core/fb_defio.c")]
     private async ValueTask<VmFault> FbDeferredIoTrackPage(FbInfo info, VmFaultInfo vmf, ulong pfn)
     {
@@ -238,6 +254,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>fb_deferred_io_mkwrite() → fb_deferred_io_page_mkwrite(): the first write to a vmalloc page.</summary>
+    /// <remarks>
+    /// Context: -&gt;page_mkwrite: mmap_lock read-held or the VMA read-locked; returns with the
+    /// page locked (VM_FAULT_LOCKED).
+    /// </remarks>
     [KernelSymbol("fb_deferred_io_mkwrite", "drivers/video/fbdev/core/fb_defio.c")]
     private ValueTask<VmFault> FbDeferredIoMkwrite(VmFaultInfo vmf)
     {
@@ -246,6 +266,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>fb_deferred_io_pfn_mkwrite(): the first write to a page of a VM_PFNMAP framebuffer.</summary>
+    /// <remarks>
+    /// Context: -&gt;pfn_mkwrite: mmap_lock read-held or the VMA read-locked; takes the defio mutex
+    /// and the PTL.
+    /// </remarks>
     [KernelSymbol("fb_deferred_io_pfn_mkwrite", "drivers/video/fbdev/core/fb_defio.c")]
     private ValueTask<VmFault> FbDeferredIoPfnMkwrite(VmFaultInfo vmf)
     {
@@ -272,6 +296,10 @@ public sealed partial class Kernel
     /// fb_io_mmap() → vm_iomap_memory(): remap the whole framebuffer (a VRAM BAR) with
     /// io_remap_pfn_range() inside ->mmap, under the dirty-tracking vm_ops.
     /// </summary>
+    /// <remarks>
+    /// Context: -&gt;mmap: mmap_lock write-held; the VMA is not yet linked. The remap takes PTLs
+    /// and may sleep.
+    /// </remarks>
     [KernelSymbol("fb_io_mmap", "drivers/video/fbdev/core/fb_io_fops.c")]
     private async ValueTask<int> FbIoMmap(File file, VmAreaStruct vma)
     {
@@ -311,6 +339,10 @@ public sealed partial class Kernel
     /// to the driver, and empty it. The kernel runs it from a delayed work item; the model runs it
     /// when a task calls it.
     /// </summary>
+    /// <remarks>
+    /// Context: workqueue context: no mm locks held. Takes the defio mutex, then each dirty page's
+    /// lock and, through mapping_wrprotect_range(), i_mmap_rwsem and the PTLs. May sleep.
+    /// </remarks>
     [KernelSymbol("fb_deferred_io_work", "drivers/video/fbdev/core/fb_defio.c")]
     public async ValueTask FbDeferredIoWork(FbInfo info)
     {

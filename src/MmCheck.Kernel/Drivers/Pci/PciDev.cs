@@ -33,19 +33,21 @@ public sealed class PciDev
     public const ushort PCI_COMMAND_MASTER = 0x4;
     public const ushort PCI_COMMAND_INTX_DISABLE = 0x400;
 
+    // K, Bus, Devfn and the BAR resources are fixed at enumeration.
     public readonly Kernel K;
     public readonly int Bus;
     /// <summary>devfn: slot &lt;&lt; 3 | function.</summary>
     public readonly int Devfn;
     /// <summary>dev->resource[]: BARs 0–5 and the ROM; null where the BAR is not implemented.</summary>
     public readonly Resource?[] Resource = new Resource?[PCI_STD_NUM_BARS + 1];
-    /// <summary>The command register as the hardware holds it.</summary>
+    /// <summary>The command register as the hardware holds it. vfio writes it with memory_lock
+    /// write-held (and at first open); the kernel's config accessors serialise on pci_lock.</summary>
     public ushort Command = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
-    /// <summary>dev->current_state.</summary>
+    /// <summary>dev->current_state. Changed by vfio's reset and power paths with memory_lock write-held.</summary>
     public PciPowerState CurrentState = PciPowerState.D0;
-    /// <summary>dev->non_mappable_bars (s390-style devices whose BARs user space may not map).</summary>
+    /// <summary>dev->non_mappable_bars (s390-style devices whose BARs user space may not map). Fixed at set-up.</summary>
     public bool NonMappableBars;
-    /// <summary>Function resets performed (pci_try_reset_function()).</summary>
+    /// <summary>Function resets performed (pci_try_reset_function()); counted with memory_lock write-held.</summary>
     public int Resets;
 
     internal PciDev(Kernel k, int bus, int devfn)
@@ -63,14 +65,17 @@ public sealed class PciDev
     public string Name => $"0000:{Bus:x2}:{Slot:x2}.{Func:x}";
 
     /// <summary>pci_resource_start().</summary>
+    /// <remarks>Context: any; BAR addresses are fixed after enumeration.</remarks>
     [KernelSymbol("pci_resource_start", "include/linux/pci.h")]
     public ulong ResourceStart(int bar) => Resource[bar]?.Start ?? 0;
 
     /// <summary>pci_resource_len(): 0 for an unimplemented BAR.</summary>
+    /// <remarks>Context: any; BAR sizes are fixed after enumeration.</remarks>
     [KernelSymbol("pci_resource_len", "include/linux/pci.h")]
     public ulong ResourceLen(int bar) => Resource[bar] is { } r ? r.Size : 0;
 
     /// <summary>pci_resource_flags().</summary>
+    /// <remarks>Context: any; fixed after enumeration.</remarks>
     [KernelSymbol("pci_resource_flags", "include/linux/pci.h")]
     public ulong ResourceFlags(int bar) => Resource[bar]?.Flags ?? 0;
 
@@ -131,6 +136,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>pci_acpi_scan_root() → the root bus's windows, inserted into iomem_resource.</summary>
+    /// <remarks>Context: boot, single-threaded; no locks.</remarks>
     [KernelSymbol("pci_acpi_scan_root", "arch/x86/pci/acpi.c")]
     private void PciHostBridgeInit()
     {
@@ -158,6 +164,10 @@ public sealed partial class Kernel
     /// request_resource() at boot (no task, no contention): inserts <paramref name="n"/> among
     /// <paramref name="root"/>'s children in address order; false on overlap.
     /// </summary>
+    /// <remarks>
+    /// Context: boot, single-threaded (the kernel holds resource_lock for writing; nothing can race
+    /// here).
+    /// </remarks>
     [KernelSymbol("request_resource", "kernel/resource.c")]
     private static bool InsertResourceAtBoot(Resource root, Resource n)
     {
@@ -232,6 +242,10 @@ public sealed partial class Kernel
     /// __pci_request_region() for a memory BAR: __request_mem_region() of the whole BAR (a claim
     /// that revokes raw mappings of it, revoke_iomem()). 0 or -EBUSY.
     /// </summary>
+    /// <remarks>
+    /// Context: no mm locks held. Takes resource_lock for writing (__request_region()); claiming a
+    /// range may revoke /dev/mem mappings of it. May sleep.
+    /// </remarks>
     [KernelSymbol("__pci_request_region", "drivers/pci/pci.c")]
     public async ValueTask<int> PciRequestRegion(PciDev pdev, int bar, string name, bool exclusive = false)
     {
@@ -245,6 +259,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>pci_release_region(): releases a BAR's claim.</summary>
+    /// <remarks>Context: no mm locks held. Takes resource_lock for writing.</remarks>
     [KernelSymbol("pci_release_region", "drivers/pci/pci.c")]
     public async ValueTask PciReleaseRegion(PciDev pdev, int bar)
     {
@@ -255,6 +270,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>pci_request_selected_regions(): the BARs in <paramref name="bars"/> (a bit mask), all or none.</summary>
+    /// <remarks>Context: no mm locks held; as __pci_request_region() per BAR. May sleep.</remarks>
     [KernelSymbol("pci_request_selected_regions", "drivers/pci/pci.c")]
     public async ValueTask<int> PciRequestSelectedRegions(PciDev pdev, int bars, string name)
     {
@@ -280,6 +296,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>pci_release_selected_regions().</summary>
+    /// <remarks>Context: no mm locks held. Takes resource_lock for writing per BAR.</remarks>
     [KernelSymbol("pci_release_selected_regions", "drivers/pci/pci.c")]
     public async ValueTask PciReleaseSelectedRegions(PciDev pdev, int bars)
     {

@@ -29,6 +29,7 @@ public sealed partial class Kernel
     private VmOperationsStruct PciPhysVmOps => _pciPhysVmOps ??= new VmOperationsStruct { Name = "pci_phys_vm_ops" };
 
     /// <summary>pci_resource_to_user(): bus and CPU addresses coincide on x86.</summary>
+    /// <remarks>Context: any; pure on x86.</remarks>
     [KernelSymbol("pci_resource_to_user", "drivers/pci/pci.c")]
     private static (ulong Start, ulong End) PciResourceToUser(PciDev dev, int bar) =>
         dev.Resource[bar] is { } r ? (r.Start, r.End) : (0, 0);
@@ -37,6 +38,7 @@ public sealed partial class Kernel
     /// pci_mmap_fits(): the VMA's page offset and length lie inside the BAR (procfs offsets are
     /// the BAR's user-visible address, sysfs offsets count from the BAR's start).
     /// </summary>
+    /// <remarks>Context: -&gt;mmap or -&gt;mmap_prepare: mmap_lock write-held; pure arithmetic on the BAR.</remarks>
     [KernelSymbol("pci_mmap_fits", "drivers/pci/pci-sysfs.c")]
     private static bool PciMmapFits(PciDev pdev, int resno, VmAreaStruct vma, PciMmapApi api) =>
         PciMmapFits(pdev, resno, vma.VmPgoff, vma.Pages, api);
@@ -62,6 +64,10 @@ public sealed partial class Kernel
     /// uncached (or write-combined) by io_remap_pfn_range() of the whole VMA, setting vm_pgoff to
     /// the PFN — so the VMA's file offset is the physical address, as iomem_get_mapping() expects.
     /// </summary>
+    /// <remarks>
+    /// Context: -&gt;mmap: mmap_lock write-held and the VMA not yet linked; io_remap_pfn_range()
+    /// takes PTLs and may sleep.
+    /// </remarks>
     [KernelSymbol("pci_mmap_resource_range", "drivers/pci/mmap.c")]
     private async ValueTask<int> PciMmapResourceRange(PciDev pdev, int bar, VmAreaStruct vma, PciMmapState state, bool writeCombine)
     {

@@ -22,6 +22,7 @@ public sealed partial class Kernel
     public static string PciSysfsResourcePath(PciDev dev, int bar) => $"/sys/bus/pci/devices/{dev.Name}/resource{bar}";
 
     /// <summary>pci_create_resource_files(): a resourceN file per implemented BAR.</summary>
+    /// <remarks>Context: device add: set-up, no locks.</remarks>
     [KernelSymbol("pci_create_resource_files", "drivers/pci/pci-sysfs.c")]
     private void PciCreateResourceFiles(PciDev dev)
     {
@@ -56,6 +57,7 @@ public sealed partial class Kernel
     /// kernfs_fop_open() for a bin attribute: f_mapping comes from the attribute's f_mapping()
     /// (iomem_get_mapping for PCI resources since 636b21b50152), else the sysfs inode's own.
     /// </summary>
+    /// <remarks>Context: open(2): no mm locks held.</remarks>
     [KernelSymbol("kernfs_fop_open", "fs/kernfs/file.c")]
     private ValueTask<(File?, int)> KernfsFopOpen(DeviceNode node, int flags)
     {
@@ -64,6 +66,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>pci_mmap_resource_uc(): the uncached resourceN file.</summary>
+    /// <remarks>Context: -&gt;mmap: mmap_lock write-held; the VMA not yet linked.</remarks>
     [KernelSymbol("pci_mmap_resource_uc", "drivers/pci/pci-sysfs.c")]
     private ValueTask<int> PciMmapResourceUc(File file, VmAreaStruct vma) => PciMmapResource(file, vma, writeCombine: false);
 
@@ -71,6 +74,10 @@ public sealed partial class Kernel
     /// pci_mmap_resource(): refuse an exclusively claimed BAR, check the range, map it through
     /// pci_mmap_resource_range() (io_remap_pfn_range() inside ->mmap).
     /// </summary>
+    /// <remarks>
+    /// Context: -&gt;mmap: mmap_lock write-held; the VMA not yet linked. The exclusivity check
+    /// takes resource_lock for reading.
+    /// </remarks>
     [KernelSymbol("pci_mmap_resource", "drivers/pci/pci-sysfs.c")]
     private async ValueTask<int> PciMmapResource(File file, VmAreaStruct vma, bool writeCombine)
     {

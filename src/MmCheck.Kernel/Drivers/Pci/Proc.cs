@@ -6,7 +6,9 @@ namespace Linux;
 [KernelSymbol("pci_filp_private", "drivers/pci/proc.c")]
 public sealed class PciFilpPrivate
 {
+    /// <summary>Set by PCIIOC_MMAP_IS_* ioctls, read by ->mmap; per open file, no lock (as in the kernel).</summary>
     public PciMmapState MmapState = PciMmapState.pci_mmap_io;
+    /// <summary>Set by PCIIOC_WRITE_COMBINE, read by ->mmap; per open file, no lock.</summary>
     public bool WriteCombine;
 }
 
@@ -50,6 +52,7 @@ public sealed partial class Kernel
     public static string ProcBusPciPath(PciDev dev) => $"/proc/bus/pci/{dev.Bus:x2}/{dev.Slot:x2}.{dev.Func:x}";
 
     /// <summary>pci_proc_attach_device(): creates /proc/bus/pci/BB/DD.F.</summary>
+    /// <remarks>Context: device add: set-up, no locks.</remarks>
     [KernelSymbol("pci_proc_attach_device", "drivers/pci/proc.c")]
     private void PciProcAttachDevice(PciDev dev)
     {
@@ -69,6 +72,7 @@ public sealed partial class Kernel
     /// proc_bus_pci_open(): I/O mmap mode, no write-combining, and — since 636b21b50152 "PCI:
     /// Revoke mappings like devmem" — f_mapping = iomem_get_mapping().
     /// </summary>
+    /// <remarks>Context: open(2): no mm locks held.</remarks>
     [KernelSymbol("proc_bus_pci_open", "drivers/pci/proc.c")]
     private ValueTask<(File?, int)> ProcBusPciOpen(DeviceNode node, int flags)
     {
@@ -77,6 +81,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>proc_bus_pci_ioctl(): the mmap mode switches.</summary>
+    /// <remarks>Context: ioctl(2): no mm locks held; sets the file's mmap state.</remarks>
     [KernelSymbol("proc_bus_pci_ioctl", "drivers/pci/proc.c")]
     private ValueTask<long> ProcBusPciIoctl(File file, uint cmd, ulong arg)
     {
@@ -110,6 +115,10 @@ public sealed partial class Kernel
     /// one (v5.12, "PCI: Obey iomem restrictions for procfs mmap"; the check races with a later
     /// claim, and the PTEs are filled before the VMA is visible to the revoker); then map it.
     /// </summary>
+    /// <remarks>
+    /// Context: -&gt;mmap: mmap_lock write-held; the VMA not yet linked. The exclusivity check
+    /// takes resource_lock for reading; the remap takes PTLs.
+    /// </remarks>
     [KernelSymbol("proc_bus_pci_mmap", "drivers/pci/proc.c")]
     private async ValueTask<int> ProcBusPciMmap(File file, VmAreaStruct vma)
     {

@@ -10,6 +10,7 @@ namespace Linux;
 public sealed partial class Kernel
 {
     /// <summary>is_invalid_reserved_pfn(): no struct page, or a reserved one.</summary>
+    /// <remarks>Context: any; reads the page descriptor only.</remarks>
     [KernelSymbol("is_invalid_reserved_pfn", "drivers/vfio/vfio_iommu_type1.c")]
     private bool IsInvalidReservedPfn(ulong pfn) =>
         !PfnValid(pfn) || (MemMap.PeekFlags(pfn) & (uint)PageFlags.PG_reserved) != 0;
@@ -53,6 +54,10 @@ public sealed partial class Kernel
     /// resolve the PFN (faulting it in if needed). Returns the number of contiguous PFNs from
     /// <c>Pfn</c> (pages pinned, or the rest of the leaf for a PFN map), or -errno.
     /// </summary>
+    /// <remarks>
+    /// Context: no mmap_lock held on entry. Takes it for reading around the pin or the PFN lookup
+    /// (a fault may drop and retake it) and releases it before returning; may sleep.
+    /// </remarks>
     [KernelSymbol("vaddr_get_pfns", "drivers/vfio/vfio_iommu_type1.c")]
     public async ValueTask<(long Ret, ulong Pfn, List<Page> Pages)> VaddrGetPfns(MmStruct mm, ulong vaddr, long npages, bool write)
     {

@@ -21,34 +21,39 @@ public sealed class VfioPciCoreDevice
     internal static readonly LockClass MemoryLockClass = LockClass.Define("vfio_pci_core_device.memory_lock", sleeps: true);
     internal static readonly LockClass VmaLockClass = LockClass.Define("vfio_pci_core_device.vma_lock", sleeps: true);
 
+    // K, Pdev, Minor, Inode, StateObj and the two locks are set at bind and never change.
     public readonly Kernel K;
     public readonly PciDev Pdev;
     /// <summary>The minor of /dev/vfio/devices/vfioN.</summary>
     public readonly int Minor;
-    /// <summary>vdev->memory_lock.</summary>
+    /// <summary>vdev->memory_lock: write-held while BAR access is revoked (command write, reset,
+    /// low-power entry); faults and region accesses take it for reading.</summary>
     public readonly RwSemaphore MemoryLock;
-    /// <summary>vdev->vma_lock (v5.8–v6.9).</summary>
+    /// <summary>vdev->vma_lock (v5.8–v6.9): protects VmaList; ranks after mmap_lock and before memory_lock.</summary>
     public readonly Mutex VmaLock;
     /// <summary>vdev->vma_list (v5.8–v6.9): VMAs populated since the last zap. Protected by vma_lock.</summary>
     public readonly List<VmAreaStruct> VmaList = [];
     /// <summary>vfio_device->inode (b7c5e64fecfa, v6.10): its i_mmap holds every mmap of the device fd.</summary>
     public readonly Inode Inode;
-    /// <summary>The virtualised PCI_COMMAND register user space sees (vdev->vconfig).</summary>
+    /// <summary>The virtualised PCI_COMMAND register user space sees (vdev->vconfig). Written with
+    /// memory_lock write-held (and at first open, before any mapping exists); read under it by faults.</summary>
     public ushort VconfigCommand;
     /// <summary>vdev->pm_runtime_engaged: low-power entry was requested. Protected by memory_lock.</summary>
     public bool PmRuntimeEngaged;
-    /// <summary>vdev->barmap[]: the BAR was requested (and iomapped) by the first mmap or access.</summary>
+    /// <summary>vdev->barmap[]: the BAR was requested (and iomapped) by the first mmap or access.
+    /// No lock of its own: set from ->mmap (mmap_lock write-held) or a region access, cleared by the last close.</summary>
     public readonly bool[] Barmap = new bool[PciDev.PCI_STD_NUM_BARS];
-    /// <summary>vdev->bar_mmap_supported[].</summary>
+    /// <summary>vdev->bar_mmap_supported[]: computed at first open, read-only afterwards.</summary>
     public readonly bool[] BarMmapSupported = new bool[PciDev.PCI_STD_NUM_BARS];
-    /// <summary>vdev->reset_works.</summary>
+    /// <summary>vdev->reset_works: fixed at bind.</summary>
     public bool ResetWorks = true;
-    /// <summary>The vfio device's open count (vfio_device->open_count).</summary>
+    /// <summary>The vfio device's open count (vfio_device->open_count). The kernel guards it with
+    /// dev_set->lock; the model updates it without a scheduling point in between.</summary>
     public int OpenCount;
-    /// <summary>Model counters: ->fault and ->huge_fault invocations.</summary>
+    /// <summary>Model counters: ->fault and ->huge_fault invocations (no kernel state; unlocked).</summary>
     public long FaultCalls;
     public long HugeFaultCalls;
-    /// <summary>VMAs whose ->close ran (they are being freed): what KASAN would know.</summary>
+    /// <summary>VMAs whose ->close ran (they are being freed): what KASAN would know. Checker state, unlocked.</summary>
     internal readonly HashSet<VmAreaStruct> ClosedVmas = new(ReferenceEqualityComparer.Instance);
     /// <summary>Footprint identity of the device's software state (vconfig, pm_runtime_engaged, vma_list).</summary>
     public readonly ulong StateObj;
@@ -115,6 +120,7 @@ public sealed partial class Kernel
     /// vfio_pci_probe() → vfio_pci_core_register_device(): binds vfio-pci to a PCI function; the
     /// device gets its pseudo-fs inode (vfio_fs_type) and /dev/vfio/devices/vfioN.
     /// </summary>
+    /// <remarks>Context: device binding: no mm locks; the device is not yet visible to user space.</remarks>
     [KernelSymbol("vfio_pci_core_register_device", "drivers/vfio/pci/vfio_pci_core.c")]
     public VfioPciCoreDevice VfioPciBind(PciDev pdev)
     {
@@ -149,6 +155,10 @@ public sealed partial class Kernel
     /// be mmapped. Since v6.10 f_mapping is the device inode's mapping; before, the device fd was
     /// an anon-inode file sharing one mapping with every other anon file.
     /// </summary>
+    /// <remarks>
+    /// Context: open(2): no mm locks held. The open count and vconfig are updated without
+    /// memory_lock (no mapping exists before the first open).
+    /// </remarks>
     [KernelSymbol("vfio_device_fops_cdev_open", "drivers/vfio/device_cdev.c")]
     private ValueTask<(File?, int)> VfioDeviceFopsCdevOpen(DeviceNode node, int flags)
     {
@@ -175,6 +185,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vfio_pci_probe_mmaps(): BARs of at least a page in memory space can be mmapped.</summary>
+    /// <remarks>Context: first open; no locks needed.</remarks>
     [KernelSymbol("vfio_pci_probe_mmaps", "drivers/vfio/pci/vfio_pci_core.c")]
     private static void VfioPciProbeMmaps(VfioPciCoreDevice vdev)
     {
@@ -190,6 +201,10 @@ public sealed partial class Kernel
     /// vfio_device_fops_release() → (last close) vfio_pci_core_close_device() →
     /// vfio_pci_core_disable(): the BAR claims taken for mmaps and accesses are released.
     /// </summary>
+    /// <remarks>
+    /// Context: the last fput's task work: no mm locks held. Releasing the BAR regions takes the
+    /// resource lock; may sleep.
+    /// </remarks>
     [KernelSymbol("vfio_device_fops_release", "drivers/vfio/vfio_main.c")]
     private async ValueTask VfioDeviceFopsRelease(File file)
     {
@@ -212,6 +227,10 @@ public sealed partial class Kernel
     /// vfio_pci_core_setup_barmap(): the first user of a BAR requests it (pci_request_selected_regions(),
     /// which revokes raw mappings of it under CONFIG_IO_STRICT_DEVMEM) and iomaps it.
     /// </summary>
+    /// <remarks>
+    /// Context: from -&gt;mmap (mmap_lock write-held) or a region access. Requesting the BAR may
+    /// revoke /dev/mem mappings (i_mmap_rwsem, PTLs); may sleep.
+    /// </remarks>
     [KernelSymbol("vfio_pci_core_setup_barmap", "drivers/vfio/pci/vfio_pci_rdwr.c")]
     private async ValueTask<int> VfioPciCoreSetupBarmap(VfioPciCoreDevice vdev, int bar)
     {
@@ -229,6 +248,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vfio_device_fops_mmap() → vfio_pci_core_mmap().</summary>
+    /// <remarks>Context: -&gt;mmap: mmap_lock write-held; the VMA is not yet linked.</remarks>
     [KernelSymbol("vfio_device_fops_mmap", "drivers/vfio/vfio_main.c")]
     private ValueTask<int> VfioDeviceFopsMmap(File file, VmAreaStruct vma) =>
         VfioPciCoreMmap((VfioPciCoreDevice)file.PrivateData!, vma);
@@ -240,6 +260,10 @@ public sealed partial class Kernel
     /// became the PFN; since then it keeps the region offset and the PFN is computed on fault.
     /// No PTE is installed here: population waits for the fault, after the VMA is linked.
     /// </summary>
+    /// <remarks>
+    /// Context: -&gt;mmap: mmap_lock write-held (vm_flags_set() asserts it); the VMA is not yet
+    /// linked, so no fault can reach it.
+    /// </remarks>
     [KernelSymbol("vfio_pci_core_mmap", "drivers/vfio/pci/vfio_pci_core.c")]
     public async ValueTask<int> VfioPciCoreMmap(VfioPciCoreDevice vdev, VmAreaStruct vma)
     {
@@ -294,6 +318,7 @@ public sealed partial class Kernel
     /// __vfio_pci_memory_enabled() (vfio_pci_config.c): the device is in D0 and user space left
     /// memory decoding on in the virtual command register.
     /// </summary>
+    /// <remarks>Context: memory_lock held (read or write) for a stable answer.</remarks>
     [KernelSymbol("__vfio_pci_memory_enabled", "drivers/vfio/pci/vfio_pci_config.c")]
     public static bool __VfioPciMemoryEnabled(VfioPciCoreDevice vdev)
     {
@@ -309,6 +334,10 @@ public sealed partial class Kernel
     // ---- revocation ----
 
     /// <summary>vfio_pci_zap_bars() (v6.10+): unmap_mapping_range() of every BAR offset of the device inode.</summary>
+    /// <remarks>
+    /// Context: memory_lock write-held. unmap_mapping_range() takes i_mmap_rwsem and the PTLs; may
+    /// sleep.
+    /// </remarks>
     [KernelSymbol("vfio_pci_zap_bars", "drivers/vfio/pci/vfio_pci_core.c")]
     private async ValueTask VfioPciZapBars(VfioPciCoreDevice vdev)
     {
@@ -318,6 +347,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>mmget_not_zero().</summary>
+    /// <remarks>
+    /// Context: vma_lock held (the mm is found on vma_list); takes an mm_users reference only if
+    /// the mm is still live.
+    /// </remarks>
     [KernelSymbol("mmget_not_zero", "include/linux/sched/mm.h")]
     private static bool MmgetNotZero(MmStruct mm)
     {
@@ -335,6 +368,11 @@ public sealed partial class Kernel
     /// lock, then taking it again. Returns 1 with vma_lock held and the list empty, or 0 on
     /// contention when <paramref name="tryLock"/>.
     /// </summary>
+    /// <remarks>
+    /// Context: no mmap_lock, vma_lock or memory_lock held on entry. Alternates vma_lock and each
+    /// mm's mmap_lock (read) to keep the order mmap_lock before vma_lock. Returns 1 with vma_lock
+    /// held and the list empty, or 0 with nothing held (tryLock contention).
+    /// </remarks>
     [KernelSymbol("vfio_pci_zap_and_vma_lock", "drivers/vfio/pci/vfio_pci_core.c")]
     private async ValueTask<int> VfioPciZapAndVmaLock(VfioPciCoreDevice vdev, bool tryLock)
     {
@@ -409,6 +447,10 @@ public sealed partial class Kernel
     /// v6.10: down_write, then unmap_mapping_range() over the device inode. Before: the vma_list
     /// dance, then down_write under vma_lock (lock order mmap_lock → vma_lock → memory_lock).
     /// </summary>
+    /// <remarks>
+    /// Context: no device locks held; may sleep. Returns with memory_lock write-held and every BAR
+    /// mapping zapped.
+    /// </remarks>
     [KernelSymbol("vfio_pci_zap_and_down_write_memory_lock", "drivers/vfio/pci/vfio_pci_core.c")]
     public async ValueTask VfioPciZapAndDownWriteMemoryLock(VfioPciCoreDevice vdev)
     {
@@ -437,6 +479,10 @@ public sealed partial class Kernel
     /// vfio_basic_config_write() for PCI_COMMAND: clearing the memory bit revokes the BAR mappings
     /// first (faults then get SIGBUS); setting it only takes memory_lock for write.
     /// </summary>
+    /// <remarks>
+    /// Context: a PCI_COMMAND write: no device locks held. Takes memory_lock for writing (zapping
+    /// first if memory is being disabled) and releases it.
+    /// </remarks>
     [KernelSymbol("vfio_basic_config_write", "drivers/vfio/pci/vfio_pci_config.c")]
     public async ValueTask VfioPciWriteCommand(VfioPciCoreDevice vdev, ushort newCmd)
     {
@@ -456,6 +502,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>vfio_pci_ioctl_reset(): revoke, reset the function, allow faults again.</summary>
+    /// <remarks>
+    /// Context: ioctl: no device locks held. Holds memory_lock for writing across the reset; may
+    /// sleep.
+    /// </remarks>
     [KernelSymbol("vfio_pci_ioctl_reset", "drivers/vfio/pci/vfio_pci_core.c")]
     public async ValueTask<int> VfioPciIoctlReset(VfioPciCoreDevice vdev)
     {
@@ -473,6 +523,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>vfio_pci_runtime_pm_entry(): revoke and mark low power engaged (faults get SIGBUS).</summary>
+    /// <remarks>
+    /// Context: ioctl: no device locks held. Holds memory_lock for writing while low power is
+    /// engaged; may sleep.
+    /// </remarks>
     [KernelSymbol("vfio_pci_runtime_pm_entry", "drivers/vfio/pci/vfio_pci_core.c")]
     public async ValueTask<int> VfioPciRuntimePmEntry(VfioPciCoreDevice vdev)
     {
@@ -489,6 +543,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vfio_pci_runtime_pm_exit(): faults may populate again.</summary>
+    /// <remarks>Context: ioctl: no device locks held. Takes and releases memory_lock for writing.</remarks>
     [KernelSymbol("vfio_pci_runtime_pm_exit", "drivers/vfio/pci/vfio_pci_core.c")]
     public async ValueTask VfioPciRuntimePmExit(VfioPciCoreDevice vdev)
     {
@@ -499,6 +554,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vfio_device_fops_unl_ioctl() → vfio_pci_core_ioctl() / vfio_pci_core_ioctl_feature().</summary>
+    /// <remarks>Context: ioctl(2): no mm or device locks held.</remarks>
     [KernelSymbol("vfio_pci_core_ioctl", "drivers/vfio/pci/vfio_pci_core.c")]
     private async ValueTask<long> VfioDeviceFopsUnlIoctl(File file, uint cmd, ulong arg)
     {
@@ -528,6 +584,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vfio_pci_core_read() → vfio_pci_rw(): config space (PCI_COMMAND) or a BAR.</summary>
+    /// <remarks>Context: pread(2): no mm locks held; BAR reads take memory_lock for reading.</remarks>
     [KernelSymbol("vfio_pci_core_read", "drivers/vfio/pci/vfio_pci_core.c")]
     private async ValueTask<(long, ulong)> VfioPciCoreRead(File file, long pos, int size)
     {
@@ -547,6 +604,10 @@ public sealed partial class Kernel
 
     /// <summary>vfio_pci_core_write() → vfio_pci_rw(): a PCI_COMMAND write goes through
     /// vfio_basic_config_write(); BAR writes through vfio_pci_bar_rw().</summary>
+    /// <remarks>
+    /// Context: pwrite(2): no mm locks held; command writes take memory_lock for writing, BAR
+    /// writes for reading.
+    /// </remarks>
     [KernelSymbol("vfio_pci_core_write", "drivers/vfio/pci/vfio_pci_core.c")]
     private async ValueTask<long> VfioPciCoreWrite(File file, long pos, int size, ulong value)
     {
@@ -573,6 +634,10 @@ public sealed partial class Kernel
     /// vfio_pci_bar_rw() → vfio_pci_core_do_io_rw() with test_mem: the access happens under
     /// memory_lock read and fails with -EIO while memory decoding is off.
     /// </summary>
+    /// <remarks>
+    /// Context: no device locks held. Takes memory_lock for reading around the access (-EIO if
+    /// memory is disabled).
+    /// </remarks>
     [KernelSymbol("vfio_pci_bar_rw", "drivers/vfio/pci/vfio_pci_rdwr.c")]
     private async ValueTask<(long, ulong)> VfioPciBarRw(VfioPciCoreDevice vdev, int bar, ulong off, int size, bool write, ulong value)
     {

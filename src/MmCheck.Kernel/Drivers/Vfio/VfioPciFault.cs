@@ -22,6 +22,7 @@ public sealed partial class Kernel
     private readonly Dictionary<Strategy, VmOperationsStruct> _vfioPciMmapOps = [];
 
     /// <summary>vfio_pci_mmap_ops of the configured release.</summary>
+    /// <remarks>Context: any; builds (once per release) the ops table the VMA points to.</remarks>
     [KernelSymbol("vfio_pci_mmap_ops", "drivers/vfio/pci/vfio_pci_core.c")]
     private VmOperationsStruct VfioPciMmapOps(Strategy s)
     {
@@ -66,6 +67,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vma_to_pfn() (v6.10+): the BAR's first PFN plus the page offset inside the region.</summary>
+    /// <remarks>Context: the VMA is stable (mmap_lock read-held or the VMA read-locked in the fault).</remarks>
     [KernelSymbol("vma_to_pfn", "drivers/vfio/pci/vfio_pci_core.c")]
     private static ulong VmaToPfn(VmAreaStruct vma)
     {
@@ -79,6 +81,7 @@ public sealed partial class Kernel
     // ---- v6.12+: ->huge_fault ----
 
     /// <summary>is_aligned_for_order(): a huge mapping fits the VMA and the PFN is order-aligned.</summary>
+    /// <remarks>Context: the VMA is stable; pure otherwise.</remarks>
     [KernelSymbol("is_aligned_for_order", "include/linux/vfio_pci_core.h")]
     private static bool IsAlignedForOrder(VmAreaStruct vma, ulong addr, ulong pfn, int order) =>
         !(order != 0 && (addr < vma.VmStart || addr + (PAGE_SIZE << order) > vma.VmEnd || (pfn & ((1UL << order) - 1)) != 0));
@@ -87,6 +90,10 @@ public sealed partial class Kernel
     /// vfio_pci_vmf_insert_pfn(): under memory_lock read, SIGBUS while memory is disabled, else a
     /// PTE, PMD or PUD for the PFN.
     /// </summary>
+    /// <remarks>
+    /// Context: memory_lock read-held (asserted) under the fault's mmap_lock read or VMA read lock.
+    /// Takes the PTL, PMD or PUD lock to insert.
+    /// </remarks>
     [KernelSymbol("vfio_pci_vmf_insert_pfn", "drivers/vfio/pci/vfio_pci_core.c")]
     private async ValueTask<VmFault> VfioPciVmfInsertPfn(VfioPciCoreDevice vdev, VmFaultInfo vmf, ulong pfn, int order)
     {
@@ -116,6 +123,10 @@ public sealed partial class Kernel
     /// when the range and the PFN are aligned, else VM_FAULT_FALLBACK. v6.12 (f9e54c3a2f5b): fall
     /// back unless the faulting address itself is order-aligned; the PFN is not checked.
     /// </summary>
+    /// <remarks>
+    /// Context: -&gt;huge_fault: mmap_lock read-held or the VMA read-locked. Takes memory_lock for
+    /// reading around the insert; may sleep.
+    /// </remarks>
     [KernelSymbol("vfio_pci_mmap_huge_fault", "drivers/vfio/pci/vfio_pci_core.c")]
     private async ValueTask<VmFault> VfioPciMmapHugeFault(VmFaultInfo vmf, int order)
     {
@@ -155,6 +166,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>vfio_pci_mmap_page_fault(): the order-0 case of the huge handler.</summary>
+    /// <remarks>
+    /// Context: -&gt;fault: mmap_lock read-held or the VMA read-locked; as
+    /// vfio_pci_mmap_huge_fault().
+    /// </remarks>
     [KernelSymbol("vfio_pci_mmap_page_fault", "drivers/vfio/pci/vfio_pci_core.c")]
     private ValueTask<VmFault> VfioPciMmapPageFault(VmFaultInfo vmf) => VfioPciMmapHugeFault(vmf, 0);
 
@@ -166,6 +181,10 @@ public sealed partial class Kernel
     /// under memory_lock read. Safe under the mmap read lock: it never touches vm_flags, and a
     /// PTE already there makes it a no-op.
     /// </summary>
+    /// <remarks>
+    /// Context: -&gt;fault: mmap_lock read-held or the VMA read-locked. Takes memory_lock for
+    /// reading, then the PTL; may sleep.
+    /// </remarks>
     [KernelSymbol("vfio_pci_mmap_fault", "drivers/vfio/pci/vfio_pci_core.c")]
     private async ValueTask<VmFault> VfioPciMmapFaultInsertPfn(VmFaultInfo vmf)
     {
@@ -189,6 +208,10 @@ public sealed partial class Kernel
     /// fault"): the faulting page, then every other page of the VMA with vmf_insert_pfn(),
     /// stopping quietly at the first error.
     /// </summary>
+    /// <remarks>
+    /// Context: -&gt;fault: mmap_lock read-held or the VMA read-locked. Takes memory_lock for
+    /// reading and a PTL per inserted page; may sleep.
+    /// </remarks>
     [KernelSymbol("vfio_pci_mmap_fault", "drivers/vfio/pci/vfio_pci_core.c")]
     private async ValueTask<VmFault> VfioPciMmapFaultFullVma(VmFaultInfo vmf)
     {
@@ -229,11 +252,19 @@ public sealed partial class Kernel
     /// tracks VMAs faulted since the last zap (undone by 35e351780fa9, v6.9, which runs ->open
     /// before copy_page_range() fills the child).
     /// </summary>
+    /// <remarks>
+    /// Context: -&gt;open: mmap_lock write-held (split, or the parent's during fork). Zapping takes
+    /// the PTLs.
+    /// </remarks>
     [KernelSymbol("vfio_pci_mmap_open", "drivers/vfio/pci/vfio_pci_core.c")]
     private async ValueTask VfioPciMmapOpen(VmAreaStruct vma) =>
         await ZapVmaPtes(vma, vma.VmStart, vma.VmEnd - vma.VmStart);
 
     /// <summary>vfio_pci_mmap_close(): the VMA leaves vma_list (it is about to be freed).</summary>
+    /// <remarks>
+    /// Context: -&gt;close: mmap_lock write-held, or exit_mmap() teardown. Takes vma_lock (ranks
+    /// below mmap_lock).
+    /// </remarks>
     [KernelSymbol("vfio_pci_mmap_close", "drivers/vfio/pci/vfio_pci_core.c")]
     private async ValueTask VfioPciMmapClose(VmAreaStruct vma)
     {
@@ -253,6 +284,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>__vfio_pci_add_vma(): the VMA joins vma_list. Caller holds vma_lock.</summary>
+    /// <remarks>Context: vma_lock held (checked).</remarks>
     [KernelSymbol("__vfio_pci_add_vma", "drivers/vfio/pci/vfio_pci_core.c")]
     private void __VfioPciAddVma(VfioPciCoreDevice vdev, VmAreaStruct vma)
     {
@@ -294,6 +326,11 @@ public sealed partial class Kernel
     }
 
     /// <summary>vfio_pci_mmap_fault() of v5.13–v6.9.</summary>
+    /// <remarks>
+    /// Context: -&gt;fault: only mmap_lock read-held (or the VMA read-locked), yet
+    /// io_remap_pfn_range() wants it write-held: vm_flags_set() reports that since v6.3. Takes
+    /// vma_lock, then memory_lock for reading.
+    /// </remarks>
     [KernelSymbol("vfio_pci_mmap_fault", "drivers/vfio/pci/vfio_pci_core.c")]
     private ValueTask<VmFault> VfioPciMmapFaultVmaList(VmFaultInfo vmf)
     {
@@ -307,6 +344,10 @@ public sealed partial class Kernel
     /// before io_remap_pfn_range(), so two threads faulting the same VMA both remap it and the
     /// second hits remap_pte_range()'s BUG_ON(!pte_none()).
     /// </summary>
+    /// <remarks>
+    /// Context: -&gt;fault: mmap_lock read-held. Takes vma_lock and memory_lock for reading, but
+    /// drops vma_lock before the remap, so two faults can remap the same VMA.
+    /// </remarks>
     [KernelSymbol("vfio_pci_mmap_fault", "drivers/vfio/pci/vfio_pci.c")]
     private async ValueTask<VmFault> VfioPciMmapFaultNoListCheck(VmFaultInfo vmf)
     {
@@ -340,6 +381,12 @@ public sealed partial class Kernel
     /// success or with the read lock taken again otherwise. Between the unlock and the lock the
     /// VMA can be unmapped and freed by another thread; the handler then remaps a dead VMA.
     /// </summary>
+    /// <remarks>
+    /// Context: -&gt;fault: mmap_lock read-held (asserted). Drops it, takes it for writing
+    /// (killable) around the remap under vma_lock and memory_lock, and returns VM_FAULT_COMPLETED
+    /// with no lock held, or with the read lock taken again. The VMA may be freed while no lock is
+    /// held.
+    /// </remarks>
     [KernelSymbol("vfio_pci_mmap_fault", "drivers/vfio/pci/vfio_pci_core.c")]
     private async ValueTask<VmFault> VfioPciMmapFaultDropMmapLock(VmFaultInfo vmf)
     {

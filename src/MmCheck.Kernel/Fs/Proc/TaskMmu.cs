@@ -68,6 +68,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>pte_to_pagemap_entry() / pagemap_read(): the pagemap entry of one virtual page.</summary>
+    /// <remarks>
+    /// Context: an observer outside the scheduler: reads the tables between steps without locks or
+    /// scheduling points (the kernel's pagemap_read() holds mmap_lock read and the PTL).
+    /// </remarks>
     [KernelSymbol("pte_to_pagemap_entry", "fs/proc/task_mmu.c")]
     public PagemapEntry Pagemap(MmStruct mm, ulong addr)
     {
@@ -169,6 +173,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>/proc/kpagecount: the page's precise mapcount (0 for frames without a struct page).</summary>
+    /// <remarks>
+    /// Context: an observer outside the scheduler: reads the descriptor between steps, lock-free as
+    /// the kernel does.
+    /// </remarks>
     [KernelSymbol("kpagecount_read", "fs/proc/page.c")]
     public long KpageCount(ulong pfn)
     {
@@ -194,6 +202,10 @@ public sealed partial class Kernel
     }
 
     /// <summary>stable_page_flags(): the /proc/kpageflags word of a frame.</summary>
+    /// <remarks>
+    /// Context: an observer outside the scheduler: reads the descriptor between steps, lock-free as
+    /// the kernel does.
+    /// </remarks>
     [KernelSymbol("stable_page_flags", "fs/proc/page.c")]
     public ulong KpageFlags(ulong pfn)
     {
@@ -244,6 +256,10 @@ public sealed partial class Kernel
 
     /// <summary>smaps_pte_entry() over one VMA: Rss counts pages with a struct page (not the zero
     /// page, not PFN maps); Anonymous counts anon pages.</summary>
+    /// <remarks>
+    /// Context: an observer outside the scheduler: walks VMAs and tables between steps without
+    /// locks (the kernel holds mmap_lock read and the PTLs).
+    /// </remarks>
     [KernelSymbol("show_smap", "fs/proc/task_mmu.c")]
     public SmapsInfo Smaps(VmAreaStruct vma)
     {
@@ -302,6 +318,10 @@ public sealed partial class Kernel
     /// <summary>show_map_vma(): /proc/pid/maps. Each line is "start-end perms offset dev inode "
     /// (seq_setwidth(25 + 6 * sizeof(void *) - 1)); a name is padded to that width and follows one more
     /// space (seq_pad()), so names start in column 73 and unnamed lines keep their trailing space.</summary>
+    /// <remarks>
+    /// Context: an observer outside the scheduler: reads the VMA tree between steps (the kernel
+    /// holds mmap_lock read or uses the per-VMA lock).
+    /// </remarks>
     [KernelSymbol("show_map_vma", "fs/proc/task_mmu.c")]
     public string ProcMaps(MmStruct mm)
     {
