@@ -121,7 +121,7 @@ public static class BenchSuite
             Native = native,
             Ratios = native is null ? [] :
             [
-                new("first-touch faults", kernel.TouchSeconds, native.TouchSeconds, kernel.TouchProcessCpuSeconds, native.TouchCpuSeconds),
+                new("first-touch faults", kernel.TouchSeconds, native.TouchSeconds, kernel.TouchCpuSeconds, native.TouchCpuSeconds),
                 new("fork", kernel.ForkSeconds, native.ForkSeconds, kernel.ForkCpuSeconds, native.ForkCpuSeconds),
                 new("munmap", kernel.MunmapSeconds, native.MunmapSeconds, kernel.MunmapCpuSeconds, native.MunmapCpuSeconds),
             ],

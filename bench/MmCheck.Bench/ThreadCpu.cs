@@ -6,7 +6,6 @@ namespace MmCheck.Bench;
 /// shared machine, where wall time also counts the time other processes had the core.</summary>
 internal static partial class ThreadCpu
 {
-    private const int ClockProcessCputimeId = 2;
     private const int ClockThreadCputimeId = 3;
 
     [StructLayout(LayoutKind.Sequential)]
@@ -20,15 +19,9 @@ internal static partial class ThreadCpu
     private static partial int ClockGettime(int clock, out Timespec ts);
 
     /// <summary>Seconds of CPU this thread has used, or NaN where the clock is unavailable.</summary>
-    public static double Seconds() => Clock(ClockThreadCputimeId);
-
-    /// <summary>Seconds of CPU the whole process has used (CLOCK_PROCESS_CPUTIME_ID: every thread,
-    /// the GC's and the JIT's included), or NaN where the clock is unavailable.</summary>
-    public static double ProcessSeconds() => Clock(ClockProcessCputimeId);
-
-    private static double Clock(int clock)
+    public static double Seconds()
     {
-        if (!OperatingSystem.IsLinux() || ClockGettime(clock, out var ts) != 0)
+        if (!OperatingSystem.IsLinux() || ClockGettime(ClockThreadCputimeId, out var ts) != 0)
         {
             return double.NaN;
         }

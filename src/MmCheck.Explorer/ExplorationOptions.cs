@@ -78,7 +78,8 @@ public sealed record ExplorationOptions
     /// </summary>
     public int SplitDepth { get; init; } = int.MaxValue;
 
-    /// <summary>Random and PCT schedules the portfolio runs before going exhaustive.</summary>
+    /// <summary>Random and PCT schedules the portfolio runs at most before going exhaustive (fewer
+    /// when the scenario has one schedule or the samples keep repeating; see the explorer's README).</summary>
     public int PortfolioSchedules { get; init; } = 300;
 
     /// <summary>A schedule longer than this is cut (a livelock guard); the result is then incomplete.</summary>

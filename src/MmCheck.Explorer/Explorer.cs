@@ -44,14 +44,7 @@ public static class Explorer
                 SampleExplorer.Run(target, options, Strategy.Pct, options.PctDepth, maxSchedules, 2, budget, Traces(budget.Phase), builder);
                 break;
             case Strategy.Portfolio:
-                long n = Math.Min(options.PortfolioSchedules, maxSchedules);
-                long third = n / 3;
-                budget.Phase = "random";
-                SampleExplorer.Run(target, options, Strategy.Random, 0, third, 1, budget, Traces("portfolio/random"), builder);
-                budget.Phase = "pct(d=2)";
-                SampleExplorer.Run(target, options, Strategy.Pct, 2, third, 2, budget, Traces("portfolio/pct(d=2)"), builder);
-                budget.Phase = "pct(d=3)";
-                SampleExplorer.Run(target, options, Strategy.Pct, 3, n - 2 * third, 3, budget, Traces("portfolio/pct(d=3)"), builder);
+                Portfolio(target, options, Math.Min(options.PortfolioSchedules, maxSchedules), budget, Traces, builder);
                 if (!budget.ShouldStop())
                 {
                     budget.Phase = "dfs";
@@ -116,6 +109,35 @@ public static class Explorer
             result = Copy(result, verdict, budget.Elapsed);
         }
         return result;
+    }
+
+    /// <summary>
+    /// The portfolio's sampling phases: random, then PCT with d = 2 and 3, a third of
+    /// <paramref name="n"/> each. A space of one schedule (the default schedule never had a second
+    /// option) is left to DFS alone; a phase ends early once it keeps drawing schedules already drawn.
+    /// </summary>
+    private static void Portfolio(ExplorationTarget target, ExplorationOptions options, long n, ExplorationBudget budget,
+        Func<string, TraceFactory> traces, ResultBuilder builder)
+    {
+        if (n <= 0)
+        {
+            return;
+        }
+        budget.Phase = "probe";
+        var (k, one) = SampleExplorer.Probe(target, options);
+        if (one)
+        {
+            builder.Notes.Add("one schedule (no decision had a second option): sampling skipped");
+            return;
+        }
+        var history = new SampleHistory();
+        long third = n / 3;
+        budget.Phase = "random";
+        SampleExplorer.Run(target, options, Strategy.Random, 0, third, 1, budget, traces("portfolio/random"), builder, history);
+        budget.Phase = "pct(d=2)";
+        SampleExplorer.Run(target, options, Strategy.Pct, 2, third, 2, budget, traces("portfolio/pct(d=2)"), builder, history, k);
+        budget.Phase = "pct(d=3)";
+        SampleExplorer.Run(target, options, Strategy.Pct, 3, n - 2 * third, 3, budget, traces("portfolio/pct(d=3)"), builder, history, k);
     }
 
     private static ExplorationResult Copy(ExplorationResult r, ConditionVerdict verdict, TimeSpan elapsed) => new()

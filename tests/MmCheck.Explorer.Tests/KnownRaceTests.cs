@@ -185,6 +185,30 @@ public class KnownRaceTests
     }
 
     [Fact]
+    public void TheOrphanPteShowsAtExitAsABadRssCounter()
+    {
+        // exit_mmap() zaps only VMAs: the page the stale fault mapped stays counted, and check_mm()
+        // reports it when the mm is freed.
+        var t = Scenarios.FaultVsMunmap(revalidate: false, exit: true);
+        var r = TestKit.Dfs(t);
+        Assert.True(r.Complete);
+        var v = Assert.Single(r.Violations);
+        Assert.Equal(Invariants.BadRssCounter, v.Invariant);
+        Assert.Contains("type:MM_ANONPAGES val:1", v.Message);
+        Assert.Equal(1, v.Trace.Preemptions);
+        TestKit.AssertTracesReplay(t, r);
+    }
+
+    [Fact]
+    public void TheFixedFaultLeavesEveryRssCounterAtZeroAtExit()
+    {
+        var r = TestKit.Dfs(Scenarios.FaultVsMunmap(revalidate: true, exit: true));
+        Assert.True(r.Complete);
+        Assert.Empty(r.Violations);
+        Assert.Equal(new[] { "SIGSEGV", "ok" }, r.Outcomes.Select(o => o.Outcome["fault"]).Distinct().Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void AFaultThatLooksTheVmaUpAgainIsProvenClean()
     {
         var r = TestKit.Dfs(Scenarios.FaultVsMunmap(revalidate: true), condition: s_noOrphanPte);

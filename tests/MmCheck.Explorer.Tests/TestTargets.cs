@@ -226,7 +226,10 @@ internal static class Scenarios
     /// found before, which munmap may have freed meanwhile; with it, it looks the VMA up again once
     /// it holds the lock, as do_user_addr_fault() does after VM_FAULT_RETRY.
     /// </summary>
-    public static ExplorationTarget FaultVsMunmap(bool revalidate) => new LambdaTarget(revalidate ? "fault-vs-munmap-fixed" : "fault-vs-munmap-racy", (s, g) =>
+    /// <remarks>With <paramref name="exit"/>, the threads and the process's leader exit afterwards, so
+    /// the last one tears the mm down (exit_mmap(), then check_mm()).</remarks>
+    public static ExplorationTarget FaultVsMunmap(bool revalidate, bool exit = false) => new LambdaTarget(
+        (revalidate ? "fault-vs-munmap-fixed" : "fault-vs-munmap-racy") + (exit ? "-exit" : ""), (s, g) =>
     {
         var k = Boot(g);
         var p = k.CreateProcess("p");
@@ -236,6 +239,10 @@ internal static class Scenarios
         var unmapper = k.CreateThread(p, "munmap");
         string fault = "SIGSEGV";
         k.UseScheduler(s);
+        if (exit)
+        {
+            s.Spawn(p, async () => await k.SysExit(), "exit");
+        }
         s.Spawn(faulter, async () =>
         {
             await k.MmapReadLock(mm);
@@ -252,13 +259,44 @@ internal static class Scenarios
                 fault = (r & VmFault.VM_FAULT_ERROR) == 0 ? "ok" : $"{r}";
             }
             await k.MmapReadUnlock(mm);
+            if (exit)
+            {
+                await k.SysExit();
+            }
         }, "fault");
-        s.Spawn(unmapper, async () => await k.SysMunmap(x, 4096), "munmap");
+        s.Spawn(unmapper, async () =>
+        {
+            await k.SysMunmap(x, 4096);
+            if (exit)
+            {
+                await k.SysExit();
+            }
+        }, "munmap");
         // The page tables themselves, not through a VMA: a PTE left where no VMA is any more is
         // what the stale fault leaves behind (the kernel reports it at exit as a bad rss-counter).
-        return new Execution(k, () => Outcome.Of(("fault", fault),
-            ("x", k.PeekLeaf(mm, x, out ulong e, out _) && e != 0 ? "mapped" : "none"),
-            ("vma", mm.MmMt.VmaLookup(x) is null ? "none" : "mapped")));
+        return new Execution(k, () => exit
+            ? Outcome.Of(("fault", fault))
+            : Outcome.Of(("fault", fault),
+                ("x", k.PeekLeaf(mm, x, out ulong e, out _) && e != 0 ? "mapped" : "none"),
+                ("vma", mm.MmMt.VmaLookup(x) is null ? "none" : "mapped")));
+    });
+
+    /// <summary>One process, one thread: mmap, store, load, munmap. No decision has a second option.</summary>
+    public static ExplorationTarget Alone() => new LambdaTarget("alone", (s, g) =>
+    {
+        var k = Boot(g);
+        var p = k.CreateProcess("p");
+        var t = k.CreateThread(p, "T0");
+        string r = "";
+        k.UseScheduler(s);
+        s.Spawn(t, async () =>
+        {
+            long x = await k.SysMmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            await k.UserStore((ulong)x, 8, 0x11);
+            r = $"{(await k.UserLoad((ulong)x, 8)).Value:x}";
+            await k.SysMunmap((ulong)x, 4096);
+        }, "T0");
+        return new Execution(k, () => Outcome.Of(("T0:r", r)));
     });
 
     /// <summary>The real kernel: one thread stores to an anonymous page while another unmaps it.</summary>

@@ -23,21 +23,77 @@ internal static class SampleExplorer
         public int VTo;
         public int EFrom;
         public int ETo;
+        /// <summary>The execution showed a violation class new to its worker.</summary>
+        public bool Found;
+        public ulong Fingerprint;
     }
 
+    /// <summary>
+    /// Runs schedules 0..count-1 of a phase. With a <paramref name="history"/> (the portfolio), the
+    /// phase ends after <see cref="SampleHistory.RepeatLimit"/> schedules in a row that repeat ones
+    /// already drawn. <paramref name="k"/> is PCT's k, 0 to measure it here.
+    /// </summary>
     public static void Run(ExplorationTarget target, ExplorationOptions opt, Strategy kind, int depth, long count, int phase,
-        ExplorationBudget budget, TraceFactory traces, ResultBuilder into)
+        ExplorationBudget budget, TraceFactory traces, ResultBuilder into, SampleHistory? history = null, int k = 0)
     {
         count = Math.Min(count, int.MaxValue);
         if (count <= 0)
         {
             return;
         }
-        int k = kind == Strategy.Pct ? Calibrate(target, opt) : 0;
+        if (kind == Strategy.Pct && k <= 0)
+        {
+            k = Probe(target, opt).Steps;
+        }
         var chunks = new Record[(count >> ChunkBits) + 1][];
         var collectors = new RunCollector[Math.Max(1, opt.Workers)];
         long next = 0;
         long stopAt = long.MaxValue;
+
+        // The frontier walks the finished schedules in index order, so what it decides (the first
+        // violation, the end of a run of repeats) does not depend on which worker ran what. A
+        // record is handed over under the gate, hence read only once fully written.
+        var gate = new object();
+        long frontier = 0;
+        int repeats = 0;
+        long repeatStop = -1;
+        void LowerStop(long i)
+        {
+            long cur;
+            while (i < (cur = Interlocked.Read(ref stopAt)) && Interlocked.CompareExchange(ref stopAt, i, cur) != cur)
+            {
+            }
+        }
+        void Advance()
+        {
+            while (frontier < count && frontier <= Interlocked.Read(ref stopAt))
+            {
+                var chunk = chunks[frontier >> ChunkBits];
+                if (chunk is null || !chunk[frontier & ((1 << ChunkBits) - 1)].Done)
+                {
+                    return;
+                }
+                ref var r = ref chunk[frontier & ((1 << ChunkBits) - 1)];
+                if (r.Found)
+                {
+                    budget.ViolationFound();
+                    if (opt.StopOnFirstViolation)
+                    {
+                        LowerStop(frontier);
+                    }
+                }
+                if (history is not null)
+                {
+                    repeats = history.Seen.Add(r.Fingerprint) ? 0 : repeats + 1;
+                    if (repeats >= SampleHistory.RepeatLimit && repeatStop < 0)
+                    {
+                        repeatStop = frontier;
+                        LowerStop(frontier);
+                    }
+                }
+                frontier++;
+            }
+        }
         into.CpuTime += WorkerPool.Run(opt.Workers, w =>
         {
             var sched = new ExplorerScheduler();
@@ -85,7 +141,6 @@ internal static class SampleExplorer
                 }
                 chunk[i & ((1 << ChunkBits) - 1)] = new Record
                 {
-                    Done = true,
                     Worker = w,
                     Steps = sched.Log.Count,
                     End = end,
@@ -95,21 +150,22 @@ internal static class SampleExplorer
                     VTo = col.Violations.Count,
                     EFrom = e0,
                     ETo = col.Edges.Count,
+                    Found = found,
+                    Fingerprint = history is null ? 0 : Fingerprint(sched.Log),
                 };
                 budget.Count(sched.Log.Count);
-                if (found)
+                lock (gate)
                 {
-                    budget.ViolationFound();
-                    if (opt.StopOnFirstViolation)
-                    {
-                        long cur;
-                        while (i < (cur = Interlocked.Read(ref stopAt)) && Interlocked.CompareExchange(ref stopAt, i, cur) != cur)
-                        {
-                        }
-                    }
+                    chunk[i & ((1 << ChunkBits) - 1)].Done = true;
+                    Advance();
                 }
             }
         });
+        if (repeatStop >= 0)
+        {
+            into.Notes.Add($"{budget.Phase}: ended after schedule {repeatStop + 1} of {count}: " +
+                $"{SampleHistory.RepeatLimit} in a row repeated schedules already drawn");
+        }
 
         // Merge in index order, up to the first schedule not run (a time limit) or the first violation.
         for (long i = 0; i < count && i <= stopAt; i++)
@@ -142,8 +198,12 @@ internal static class SampleExplorer
         }
     }
 
-    /// <summary>PCT's k: the length of the default schedule.</summary>
-    private static int Calibrate(ExplorationTarget target, ExplorationOptions opt) => WorkerPool.Isolated(() =>
+    /// <summary>
+    /// Runs the default schedule (checks off, not counted): its length is PCT's k, and when none of
+    /// its decisions had a second option, it is the only schedule there is (every schedule makes
+    /// the same decisions from the same start).
+    /// </summary>
+    public static (int Steps, bool OneSchedule) Probe(ExplorationTarget target, ExplorationOptions opt) => WorkerPool.Isolated(() =>
     {
         var sched = new ExplorerScheduler();
         var graph = new LockGraph();
@@ -151,6 +211,30 @@ internal static class SampleExplorer
         var ex = target.Prepare(sched, graph);
         sched.Attach(ex.Kernel, graph);
         sched.Run();
-        return Math.Max(1, sched.Log.Count);
+        return (Math.Max(1, sched.Log.Count), sched.Branches == 0 && sched.Log.DataCount == 0);
     });
+
+    /// <summary>A hash of an execution's decisions: the thread of every step and every data value.</summary>
+    private static ulong Fingerprint(StepLog log)
+    {
+        ulong h = 0xCBF29CE484222325UL ^ (ulong)log.Count;
+        for (int s = 0; s < log.Count; s++)
+        {
+            h = (h ^ (ulong)log.Steps[s].Thread) * 0x100000001B3UL;
+        }
+        for (int d = 0; d < log.DataCount; d++)
+        {
+            h = (h ^ (0x8000_0000UL | (uint)log.Data[d].Value)) * 0x100000001B3UL;
+        }
+        return new Prng(h).NextULong();
+    }
+}
+
+/// <summary>What the portfolio's sampling phases have drawn (used under the phase's frontier gate).</summary>
+internal sealed class SampleHistory
+{
+    /// <summary>A phase ends after this many schedules in a row that repeat schedules already drawn.</summary>
+    public const int RepeatLimit = 16;
+
+    public readonly HashSet<ulong> Seen = [];
 }

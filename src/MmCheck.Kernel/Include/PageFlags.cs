@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Linux;
 
 /// <summary>
@@ -64,74 +66,77 @@ public readonly record struct Folio(ulong Pfn)
 /// <summary>
 /// mem_map: one descriptor per RAM frame. A descriptor is 22 bytes — flags, _refcount,
 /// _mapcount (kept as the count, not count−1), a mapping handle, and a 48-bit index — allocated
-/// lazily in chunks of 2 MiB of RAM (finer than SPARSEMEM's 128 MiB sections, so a partly used
+/// lazily in chunks of 512 KiB of RAM (finer than SPARSEMEM's 128 MiB sections, so a partly used
 /// section costs little: a small scenario, which builds a kernel per explored execution, touches
-/// one chunk of 11 KiB). The chunk directory grows to the highest chunk touched.
+/// one chunk of 2.75 KiB). A chunk is one array of packed descriptors; the chunk directory grows
+/// to the highest chunk touched.
 /// </summary>
 [KernelSymbol("mem_map", "mm/sparse.c")]
 public sealed class MemMap
 {
-    public const int ChunkShift = 9;
+    public const int ChunkShift = 7;
     public const int PagesPerChunk = 1 << ChunkShift;
     private const ulong ChunkMask = PagesPerChunk - 1;
     /// <summary>folio->index fits 48 bits: LA57 virtual page numbers and files up to 2^60 bytes.</summary>
     public const int IndexBits = 48;
 
-    private sealed class Chunk
+    /// <summary>One frame's descriptor (struct page, the fields the model keeps), packed to 22 bytes.</summary>
+    [StructLayout(LayoutKind.Sequential, Pack = 2)]
+    private struct Desc
     {
-        public readonly uint[] Flags = new uint[PagesPerChunk];
-        public readonly int[] RefCount = new int[PagesPerChunk];
-        public readonly int[] MapCount = new int[PagesPerChunk];
-        public readonly int[] Mapping = new int[PagesPerChunk];
-        public readonly uint[] IndexLo = new uint[PagesPerChunk];
-        public readonly ushort[] IndexHi = new ushort[PagesPerChunk];
+        public uint Flags;
+        public int RefCount;
+        public int MapCount;
+        public int Mapping;
+        public uint IndexLo;
+        public ushort IndexHi;
     }
 
     /// <summary>Indexed by pfn >> <see cref="ChunkShift"/>; grown by <see cref="Materialize"/>.</summary>
-    private Chunk?[] _chunks = [];
+    private Desc[]?[] _chunks = [];
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private Chunk Get(ulong pfn)
+    private ref Desc Get(ulong pfn)
     {
         ulong c = pfn >> ChunkShift;
         var chunks = _chunks;
-        return c < (ulong)chunks.Length && chunks[c] is { } chunk ? chunk : Materialize(c);
+        var chunk = c < (ulong)chunks.Length ? chunks[c] : null;
+        return ref (chunk ?? Materialize(c))[pfn & ChunkMask];
     }
 
     /// <summary>The first access to a chunk: allocates it (and grows the directory if needed).
     /// Kept out of line so that the inlined accessors stay small.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private Chunk Materialize(ulong c)
+    private Desc[] Materialize(ulong c)
     {
         if (c >= (ulong)_chunks.Length)
         {
             Array.Resize(ref _chunks, Math.Max((int)c + 1, 2 * _chunks.Length));
         }
-        return _chunks[c] ??= new Chunk();
+        return _chunks[c] ??= new Desc[PagesPerChunk];
     }
 
     /// <summary>Bytes of descriptors allocated so far (for the memory-per-page benchmark).</summary>
-    public long AllocatedBytes => _chunks.Count(s => s is not null) * (long)PagesPerChunk * 22;
+    public long AllocatedBytes => _chunks.Count(s => s is not null) * (long)PagesPerChunk * Unsafe.SizeOf<Desc>();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public ref uint Flags(ulong pfn) => ref Get(pfn).Flags[pfn & ChunkMask];
+    public ref uint Flags(ulong pfn) => ref Get(pfn).Flags;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public ref int RefCount(ulong pfn) => ref Get(pfn).RefCount[pfn & ChunkMask];
+    public ref int RefCount(ulong pfn) => ref Get(pfn).RefCount;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public ref int MapCount(ulong pfn) => ref Get(pfn).MapCount[pfn & ChunkMask];
+    public ref int MapCount(ulong pfn) => ref Get(pfn).MapCount;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public ref int Mapping(ulong pfn) => ref Get(pfn).Mapping[pfn & ChunkMask];
+    public ref int Mapping(ulong pfn) => ref Get(pfn).Mapping;
 
     /// <summary>folio->index.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong GetIndex(ulong pfn)
     {
-        var c = Get(pfn);
-        ulong i = pfn & ChunkMask;
-        return c.IndexLo[i] | ((ulong)c.IndexHi[i] << 32);
+        ref var d = ref Get(pfn);
+        return d.IndexLo | ((ulong)d.IndexHi << 32);
     }
 
     /// <summary>Sets folio->index; an index beyond 48 bits is a limit of the model, not of Linux.</summary>
@@ -141,16 +146,15 @@ public sealed class MemMap
         {
             throw new InvalidOperationException($"model limit: folio index {index:x} needs more than {IndexBits} bits");
         }
-        var c = Get(pfn);
-        ulong i = pfn & ChunkMask;
-        c.IndexLo[i] = (uint)index;
-        c.IndexHi[i] = (ushort)(index >> 32);
+        ref var d = ref Get(pfn);
+        d.IndexLo = (uint)index;
+        d.IndexHi = (ushort)(index >> 32);
     }
 
     /// <summary>Reads a descriptor's flags without materialising its chunk.</summary>
     public uint PeekFlags(ulong pfn)
     {
         ulong c = pfn >> ChunkShift;
-        return c < (ulong)_chunks.Length && _chunks[c] is { } ch ? ch.Flags[pfn & ChunkMask] : 0;
+        return c < (ulong)_chunks.Length && _chunks[c] is { } ch ? ch[pfn & ChunkMask].Flags : 0;
     }
 }

@@ -91,10 +91,9 @@ public sealed partial class Kernel
             long x = mm.RssStat[i];
             if (x != 0)
             {
-                var cur = Current;
-                Violation(Invariants.BadRssCounter,
-                    $"Bad rss-counter state {mm} type:{(MmCounter)i} val:{x} Comm:{cur?.Comm ?? "-"} Pid:{cur?.Pid ?? 0}",
-                    "check_mm");
+                // The kernel adds Comm and Pid; the finding carries the pid, and leaving the name
+                // out keeps one violation class whichever thread happened to drop the mm last.
+                Violation(Invariants.BadRssCounter, $"Bad rss-counter state {mm} type:{(MmCounter)i} val:{x}", "check_mm");
             }
         }
     }

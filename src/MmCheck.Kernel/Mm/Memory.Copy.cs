@@ -262,8 +262,10 @@ public sealed partial class Kernel
     /// PTLs: it stops at <paramref name="end"/>, at a non-present entry (left for the caller:
     /// copy_nonpresent_pte() may take the folio lock, a scheduling point), or on -EAGAIN, with
     /// <paramref name="addr"/> at the entry it stopped on. A plain method, so that its variables stay
-    /// in registers instead of the async frame. Returns the last copy_present_ptes() result (0 if none).
+    /// in registers instead of the async frame (and not inlined into it, where the JIT runs out of
+    /// registers). Returns the last copy_present_ptes() result (0 if none).
     /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private int CopyPtes(VmAreaStruct dstVma, VmAreaStruct srcVma, PtPtr dstPte, PtPtr srcPte, ref ulong addr, ulong end,
         long[] rss, ref Folio? prealloc)
     {

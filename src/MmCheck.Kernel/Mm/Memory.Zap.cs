@@ -193,8 +193,10 @@ public sealed partial class Kernel
 
     /// <summary>
     /// zap_pte_range()'s loop over the entries of [addr, end), under the PTL. It has no scheduling
-    /// point, so it is a plain method: its variables stay in registers instead of the async frame.
+    /// point, so it is a plain method: its variables stay in registers instead of the async frame
+    /// (and it is not inlined into that frame, where the JIT runs out of registers).
     /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private void ZapPtes(MmuGather tlb, VmAreaStruct vma, PtPtr pte, ulong addr, ulong end, ZapDetails? details, long[] rss)
     {
         for (; addr != end; addr += PAGE_SIZE, pte = pte with { Index = pte.Index + 1 })
