@@ -64,8 +64,13 @@ public sealed record Variants
     public bool PciRevokeMappings { get; init; } = true;
 
     /// <summary>/dev/mem uses ->mmap_prepare with a deferred remap ("mm: update mem char driver to
-    /// use mmap_prepare", 2025) rather than remap_pfn_range() inside ->mmap.</summary>
-    public bool DevmemMmapPrepare { get; init; } = true;
+    /// use mmap_prepare", 2025, after v6.18) rather than remap_pfn_range() inside ->mmap.</summary>
+    public bool DevmemMmapPrepare { get; init; }
+
+    /// <summary>get_pat_info() finds a VM_PAT VMA's range from its first page only and WARNs when that
+    /// page is not mapped (04c35ab3bdae "x86/mm/pat: fix VM_PAT handling in COW mappings", v6.9);
+    /// before, it took the first mapped page of the VMA and failed silently when there was none.</summary>
+    public bool PatInfoFromFirstPage { get; init; } = true;
 
     /// <summary>How remap_pfn_range() marks the VMA and tracks the PFN range's memory type (x86 PAT).</summary>
     public enum RemapPfnTracking
@@ -132,9 +137,12 @@ public sealed record Variants
         new("pci.revoke_mappings", ["on", "off"],
             "procfs/sysfs PCI resource files get f_mapping = iomem_get_mapping(), so revoke_iomem() reaches them",
             "off: before 636b21b50152 \"PCI: Revoke mappings like devmem\" (v5.12)"),
-        new("devmem.mmap", ["mmap_prepare", "mmap"],
-            "whether /dev/mem populates through ->mmap_prepare's deferred remap or remap_pfn_range() inside ->mmap",
-            "mmap: before \"mm: update mem char driver to use mmap_prepare\" (Lorenzo Stoakes, 2025)"),
+        new("devmem.mmap", ["mmap", "mmap_prepare"],
+            "whether /dev/mem populates through remap_pfn_range() inside ->mmap or ->mmap_prepare's deferred remap",
+            "mmap_prepare: \"mm: update mem char driver to use mmap_prepare\" (Lorenzo Stoakes, 2025, v6.19)"),
+        new("get_pat_info", ["first_page", "any_page"],
+            "how untrack_pfn()/track_pfn_copy() find a VM_PAT VMA's physical range (v6.3-v6.15 tracking)",
+            "any_page: before 04c35ab3bdae \"x86/mm/pat: fix VM_PAT handling in COW mappings\" (v6.9), which WARNs when the first page is not mapped"),
         new("remap_pfn_range.tracking", ["pfnmap_track", "vm_pat", "direct"],
             "how remap_pfn_range() sets the VMA's flags and tracks the PFN range (a second whole-VMA remap: -EINVAL, or BUG_ON a set PTE)",
             "pfnmap_track: v6.16 \"mm: convert VM_PFNMAP tracking to pfnmap_track() + pfnmap_untrack()\"; " +
@@ -178,11 +186,11 @@ public sealed record Variants
         {
             v = v with { ProcBusPciMmapExclusiveCheck = false, PciRevokeMappings = false };
         }
-        if (major < 6 || (major == 6 && minor < 19))
-        {
-            v = v with { DevmemMmapPrepare = false };
-        }
         int r = (major * 100) + minor;
+        if (r >= 619)
+        {
+            v = v with { DevmemMmapPrepare = true };
+        }
         if (r < 616)
         {
             v = v with { RemapPfnRangeTracking = r < 603 ? RemapPfnTracking.Direct : RemapPfnTracking.VmPat };
@@ -193,7 +201,7 @@ public sealed record Variants
         }
         if (r < 609)
         {
-            v = v with { DupMmapOpenBeforeCopy = false };
+            v = v with { DupMmapOpenBeforeCopy = false, PatInfoFromFirstPage = false };
         }
         return v;
     }
@@ -275,6 +283,12 @@ public sealed record Variants
                     return this with { PciRevokeMappings = value == "on" };
                 }
                 break;
+            case "get_pat_info":
+                if (value is "first_page" or "any_page")
+                {
+                    return this with { PatInfoFromFirstPage = value == "first_page" };
+                }
+                break;
             case "devmem.mmap":
                 if (value is "mmap_prepare" or "mmap")
                 {
@@ -354,9 +368,13 @@ public sealed record Variants
         {
             yield return "pci.revoke_mappings=off";
         }
-        if (!DevmemMmapPrepare)
+        if (DevmemMmapPrepare)
         {
-            yield return "devmem.mmap=mmap";
+            yield return "devmem.mmap=mmap_prepare";
+        }
+        if (!PatInfoFromFirstPage && RemapPfnRangeTracking != RemapPfnTracking.PfnmapTrack)
+        {
+            yield return "get_pat_info=any_page";
         }
         if (RemapPfnRangeTracking != RemapPfnTracking.PfnmapTrack)
         {

@@ -558,7 +558,7 @@ public sealed partial class Kernel
     {
         ulong end = address + size;
         await MmuNotifierInvalidateRangeStart(vma.VmMm, MmuNotifierEvent.MMU_NOTIFY_CLEAR, address, end);
-        await UnmapSingleVma(tlb, vma, address, end, details);
+        await UnmapSingleVma(tlb, vma, address, end, details, mmWrLocked: false);
         await MmuNotifierInvalidateRangeEnd(vma.VmMm, MmuNotifierEvent.MMU_NOTIFY_CLEAR, address, end);
     }
 

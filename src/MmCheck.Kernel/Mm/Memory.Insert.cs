@@ -184,6 +184,74 @@ public sealed partial class Kernel
         }
     }
 
+    /// <summary>
+    /// untrack_pfn(vma, 0, 0, mm_wr_locked) from unmap_single_vma() (before v6.16): the range is read
+    /// back from the page tables (get_pat_info()); when it cannot be, the reservation and VM_PAT stay.
+    /// The model's reservations always succeed, so freeing one (free_pfn_range()) leaves nothing to undo.
+    /// </summary>
+    /// <remarks>
+    /// Context: mmap lock held, for write when <paramref name="mmWrLocked"/> (then vm_flags_clear(),
+    /// else __vm_flags_mod() without the assertion); the VMA's PTE lock is taken and dropped to look.
+    /// </remarks>
+    [KernelSymbol("untrack_pfn", "arch/x86/mm/pat/memtype.c")]
+    internal async ValueTask UntrackPfnOfVma(VmAreaStruct vma, bool mmWrLocked)
+    {
+        if ((vma.VmFlags & VM_PAT) == 0 || await GetPatInfo(vma) != 0)
+        {
+            return;
+        }
+        if (mmWrLocked && Variants.RemapPfnRangeTracking != Variants.RemapPfnTracking.Direct)
+        {
+            await VmFlagsClear(vma, VM_PAT);
+        }
+        else
+        {
+            SetVmFlags(vma, vma.__VmFlags & ~VM_PAT);
+        }
+    }
+
+    /// <summary>
+    /// get_pat_info(): the start of the physical range a whole-VMA track_pfn_remap() reserved.
+    /// From v6.9 only the first page is consulted (a COW mapping falls back to vm_pgoff) and a VMA
+    /// whose first page is not mapped is a WARN — the one the 2024 vfio fork reporters hit; before,
+    /// the first mapped page of the VMA served and an empty VMA failed quietly. 0 or -EINVAL.
+    /// </summary>
+    /// <remarks>Context: mmap lock or i_mmap_rwsem held (follow_phys() takes the PTE lock).</remarks>
+    [KernelSymbol("get_pat_info", "arch/x86/mm/pat/memtype.c")]
+    private async ValueTask<int> GetPatInfo(VmAreaStruct vma)
+    {
+        if (Variants.PatInfoFromFirstPage)
+        {
+            if (await FollowPhys(vma, vma.VmStart) || MmFlags.IsCowMapping(vma.VmFlags))
+            {
+                return 0;
+            }
+            WarnOnOnce(true, $"get_pat_info: {vma} has VM_PAT but its first page is not mapped");
+            return -Errno.EINVAL;
+        }
+        for (ulong a = vma.VmStart; a < vma.VmEnd; a += PAGE_SIZE)
+        {
+            if (await FollowPhys(vma, a))
+            {
+                return 0;
+            }
+        }
+        return -Errno.EINVAL;
+    }
+
+    /// <summary>follow_phys(): whether a PFN is mapped at <paramref name="address"/> (the PTE lock is taken to read it).</summary>
+    [KernelSymbol("follow_phys", "arch/x86/mm/pat/memtype.c")]
+    private async ValueTask<bool> FollowPhys(VmAreaStruct vma, ulong address)
+    {
+        var args = new FollowPfnmapArgs { Vma = vma, Address = address };
+        if (await FollowPfnmapStart(args) != 0)
+        {
+            return false;
+        }
+        await FollowPfnmapEnd(args);
+        return true;
+    }
+
     /// <summary>The flag update of the release: vm_flags_set() (v6.3+), or vma->vm_flags |= before.</summary>
     private async ValueTask SetRemapVmaFlags(VmAreaStruct vma, VmFlags flags, string fn)
     {

@@ -31,26 +31,44 @@ public sealed partial class Kernel
             return;
         }
         var mm = vmas[0].VmMm;
+        // mm_wr_locked: munmap without the downgrade and mmap()'s error path hold the lock for write;
+        // exit_mmap() and a downgraded munmap pass false, and hold it for read.
+        bool mmWrLocked = Current is { } t && mm.MmapLock.IsWriteHeldBy(t);
         await MmuNotifierInvalidateRangeStart(mm, MmuNotifierEvent.MMU_NOTIFY_UNMAP, start, end);
         foreach (var vma in vmas)
         {
-            await UnmapSingleVma(tlb, vma, start, end, null);
+            await UnmapSingleVma(tlb, vma, start, end, null, mmWrLocked);
         }
         await MmuNotifierInvalidateRangeEnd(mm, MmuNotifierEvent.MMU_NOTIFY_UNMAP, start, end);
     }
 
-    /// <summary>unmap_single_vma(): clamps the range to the VMA.</summary>
-    /// <remarks>Context: mmap lock held; the caller gathers in an mmu_gather and flushes.</remarks>
+    /// <summary>
+    /// unmap_single_vma(): clamps the range to the VMA. Until v6.16 a VM_PFNMAP VMA's PAT
+    /// reservation goes with any zap of it (untrack_pfn(vma, 0, 0, mm_wr_locked)); since, the
+    /// reservation lives as long as the VMA (pfnmap_track_ctx).
+    /// </summary>
+    /// <remarks>Context: mmap lock held (write if <paramref name="mmWrLocked"/>); the caller gathers in an mmu_gather and flushes.</remarks>
     [KernelSymbol("unmap_single_vma", "mm/memory.c")]
-    private async ValueTask UnmapSingleVma(MmuGather tlb, VmAreaStruct vma, ulong startAddr, ulong endAddr, ZapDetails? details)
+    private async ValueTask UnmapSingleVma(MmuGather tlb, VmAreaStruct vma, ulong startAddr, ulong endAddr, ZapDetails? details, bool mmWrLocked)
     {
         ulong start = Math.Max(vma.VmStart, startAddr);
-        ulong end = Math.Min(vma.VmEnd, endAddr);
-        if (start >= vma.VmEnd || end <= vma.VmStart || start == end)
+        if (start >= vma.VmEnd)
         {
             return;
         }
-        await UnmapPageRange(tlb, vma, start, end, details);
+        ulong end = Math.Min(vma.VmEnd, endAddr);
+        if (end <= vma.VmStart)
+        {
+            return;
+        }
+        if ((vma.VmFlags & VmFlags.VM_PFNMAP) != 0 && Variants.RemapPfnRangeTracking != Variants.RemapPfnTracking.PfnmapTrack)
+        {
+            await UntrackPfnOfVma(vma, mmWrLocked);
+        }
+        if (start != end)
+        {
+            await UnmapPageRange(tlb, vma, start, end, details);
+        }
     }
 
     /// <summary>unmap_page_range(): the PGD-level loop.</summary>
@@ -313,11 +331,8 @@ public sealed partial class Kernel
     [KernelSymbol("zap_page_range_single", "mm/memory.c")]
     public async ValueTask ZapPageRangeSingle(VmAreaStruct vma, ulong address, ulong size, ZapDetails? details)
     {
-        ulong end = address + size;
         var tlb = TlbGatherMmu(vma.VmMm);
-        await MmuNotifierInvalidateRangeStart(vma.VmMm, MmuNotifierEvent.MMU_NOTIFY_CLEAR, address, end);
-        await UnmapSingleVma(tlb, vma, address, end, details);
-        await MmuNotifierInvalidateRangeEnd(vma.VmMm, MmuNotifierEvent.MMU_NOTIFY_CLEAR, address, end);
+        await ZapPageRangeSingleBatched(tlb, vma, address, size, details);
         TlbFinishMmu(tlb);
     }
 

@@ -16,8 +16,9 @@ public sealed class PhysMem
         public int NextInFrame;
     }
 
-    private Entry[] _entries = new Entry[64];
-    private int[] _buckets = new int[64];  // 1-based entry index, 0 = empty
+    // Small to start with (both grow by doubling): a kernel is built for every explored execution.
+    private Entry[] _entries = new Entry[16];
+    private int[] _buckets = new int[16];  // 1-based entry index, 0 = empty
     private int _count;
     private int _free = -1;
     private int _used;

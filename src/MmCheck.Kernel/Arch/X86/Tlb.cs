@@ -21,15 +21,16 @@ public sealed class Tlb(int cpu)
     /// Storage is model-only and allocated a set at a time, on the set's first fill (<see cref="AllocateSet"/>):
     /// a kernel is built for every explored execution and a scenario touches a handful of sets, so a
     /// fresh TLB costs a few hundred bytes, not 48 KiB. The slots of set s are
-    /// [_base[s], _base[s] + Ways) of <see cref="_tags"/> and <see cref="_data"/>; block 0, where every set
+    /// [_block[s] * Ways, (_block[s] + 1) * Ways) of <see cref="_tags"/> and <see cref="_data"/>; block 0, where every set
     /// starts, is never written and reads as empty (no tag is 0). Until the first fill the arrays are
-    /// these shared empty ones.
+    /// these shared empty ones; the first fill makes room for block 0 and eight sets.
     /// </summary>
     private static readonly ulong[] s_emptyTags = new ulong[Ways];
     private static readonly TlbEntry[] s_emptyData = new TlbEntry[Ways];
-    private const int InitialBlocks = 8;
+    private const int InitialBlocks = 9;
 
-    private readonly int[] _base = new int[Sets];
+    /// <summary>Each set's block number (at most <see cref="Sets"/>); 0 = none yet.</summary>
+    private readonly byte[] _block = new byte[Sets];
     /// <summary>Blocks handed out so far, block 0 included.</summary>
     private int _blocks = 1;
     /// <summary>Tag per slot: (mm + 1) above the VPN; 0 marks an empty slot.</summary>
@@ -48,14 +49,15 @@ public sealed class Tlb(int cpu)
     [MethodImpl(MethodImplOptions.NoInlining)]
     private int AllocateSet(int set)
     {
-        int b = _blocks++ * Ways;
+        int block = _blocks++;
+        int b = block * Ways;
         if (b + Ways > _tags.Length)
         {
             int n = Math.Min(Math.Max(2 * _tags.Length, InitialBlocks * Ways), (Sets + 1) * Ways);
             Array.Resize(ref _tags, n);
             Array.Resize(ref _data, n);
         }
-        _base[set] = b;
+        _block[set] = (byte)block;
         return b;
     }
 
@@ -65,7 +67,7 @@ public sealed class Tlb(int cpu)
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int Find(ulong tag, ulong vpn)
     {
-        int b = _base[(int)(vpn & (Sets - 1))];
+        int b = _block[(int)(vpn & (Sets - 1))] * Ways;
         for (int i = b; i < b + Ways; i++)
         {
             if (_tags[i] == tag)
@@ -87,7 +89,7 @@ public sealed class Tlb(int cpu)
     {
         ulong tag = Tag(mm, vpn);
         int set = (int)(vpn & (Sets - 1));
-        int b = _base[set];
+        int b = _block[set] * Ways;
         if (b == 0)
         {
             b = AllocateSet(set);
@@ -218,7 +220,7 @@ public sealed class Tlb(int cpu)
         // Set by set, way by way: the order of the hardware's slots, whatever order the blocks came in.
         for (int set = 0; set < Sets; set++)
         {
-            int b = _base[set];
+            int b = _block[set] * Ways;
             if (b == 0)
             {
                 continue;
