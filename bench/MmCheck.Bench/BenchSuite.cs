@@ -30,7 +30,7 @@ public sealed record BenchOptions
     {
         Bytes = 64UL << 20,
         Repeats = 1,
-        ExplorerOptions = new ExplorerBenchmarkOptions { Pages = 2, ThroughputSchedules = 100, SpeedupPages = 1, Repetitions = 1, ThroughputRepetitions = 1, Warmup = TimeSpan.Zero },
+        ExplorerOptions = new ExplorerBenchmarkOptions { Pages = 2, ThroughputSchedules = 100, SpeedupPages = 1, ThroughputRepetitions = 1, SpeedupRepetitions = 1, Warmup = TimeSpan.Zero },
     };
 }
 

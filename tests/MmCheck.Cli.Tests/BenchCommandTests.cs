@@ -2,7 +2,15 @@ using System.Text.Json;
 
 namespace MmCheck.Cli.Tests;
 
+/// <summary>
+/// The benchmark's memory figure is the managed heap's growth, which is process-wide: tests in other
+/// classes allocating at the same time would land in it. This collection runs alone.
+/// </summary>
+[CollectionDefinition(nameof(ProcessWideMeasurements), DisableParallelization = true)]
+public sealed class ProcessWideMeasurements;
+
 /// <summary><c>mmcheck bench</c>: runs at a tiny size and reports every figure docs/performance.md quotes.</summary>
+[Collection(nameof(ProcessWideMeasurements))]
 public sealed class BenchCommandTests
 {
     private static (int Exit, string Out, string Err) Run(params string[] args)

@@ -7,7 +7,7 @@ public class BenchmarkTests
     [Fact]
     public void TheBenchmarkApiReportsItsFigures()
     {
-        var r = ExplorerBenchmarks.Run(new ExplorerBenchmarkOptions { Pages = 2, ThroughputSchedules = 100, SpeedupPages = 1, Repetitions = 1, ThroughputRepetitions = 1, Warmup = TimeSpan.Zero });
+        var r = ExplorerBenchmarks.Run(new ExplorerBenchmarkOptions { Pages = 2, ThroughputSchedules = 100, SpeedupPages = 1, ThroughputRepetitions = 1, SpeedupRepetitions = 1, Warmup = TimeSpan.Zero });
         Assert.True(r.PointsPerSecond > 0);
         Assert.True(r.PointsPerCpuSecond > 0 && r.SetupMicroseconds > 0 && r.CpuSpeedup > 0, r.ToString());
         Assert.True(r.Schedules > 0);
