@@ -8,13 +8,10 @@ namespace MmCheck.Kernel.Tests;
 /// checks that the seam is complete: a lock may only become held right after a LockAcquire point
 /// on that very lock, so no acquisition bypasses the scheduler.
 /// </summary>
-internal sealed class SeamScheduler(bool preemptAtEveryPoint) : Scheduler
+internal sealed class SeamScheduler(bool preemptAtEveryPoint) : DirectScheduler
 {
-    private readonly Queue<TaskStruct> _runQueue = new();
     private readonly Dictionary<TaskStruct, (SchedPointKind Kind, ulong Obj, HashSet<LockBase> Held)> _last = [];
-    private bool _suspended;
 
-    public List<Finding> Findings { get; } = [];
     public List<(TaskStruct Task, SchedPointKind Kind, ulong Obj, string Function)> Points { get; } = [];
     /// <summary>Locks that became held without a LockAcquire point on them just before.</summary>
     public List<string> SeamViolations { get; } = [];
@@ -26,7 +23,7 @@ internal sealed class SeamScheduler(bool preemptAtEveryPoint) : Scheduler
         CheckSeam(t);
         Points.Add((t, kind, obj, function));
         _last[t] = (kind, obj, [.. t.HeldLocks.Select(h => h.Lock)]);
-        if (preemptAtEveryPoint && _runQueue.Count > 0)
+        if (preemptAtEveryPoint && OthersRunnable)
         {
             Preemptions++;
             return new SchedYield(this);
@@ -60,71 +57,29 @@ internal sealed class SeamScheduler(bool preemptAtEveryPoint) : Scheduler
         var t = Current!;
         CheckSeam(t);
         _last[t] = (SchedPointKind.Preempt, 0, [.. t.HeldLocks.Select(h => h.Lock)]);
-        t.SchedState = TaskSchedState.Sleeping;
-        t.WaitChannel = channel;
-        return new SchedYield(this);
+        return base.Sleep(channel, function);
     }
 
-    public override void Wake(TaskStruct task)
-    {
-        if (task.SchedState == TaskSchedState.Sleeping)
-        {
-            task.SchedState = TaskSchedState.Runnable;
-            task.WaitChannel = null;
-            _runQueue.Enqueue(task);
-        }
-    }
-
-    public override void OnFinding(Finding finding) => Findings.Add(finding);
-
-    public override void Spawn(TaskStruct task, Func<ValueTask> body, string name)
-    {
-        task.SchedState = TaskSchedState.Runnable;
-        task.Continuation = () => _ = RunTaskBody(task, async () =>
+    public override void Spawn(TaskStruct task, Func<ValueTask> body, string name) =>
+        base.Spawn(task, async () =>
         {
             await body();
             CheckSeam(task);
-        });
-        _runQueue.Enqueue(task);
-    }
-
-    protected internal override void Suspend(Action continuation)
-    {
-        Current!.Continuation = continuation;
-        _suspended = true;
-    }
+        }, name);
 
     /// <summary>Runs every spawned task to its end; false if one is left sleeping.</summary>
-    public bool RunAll()
-    {
-        while (_runQueue.Count > 0)
-        {
-            var t = _runQueue.Dequeue();
-            var c = t.Continuation!;
-            t.Continuation = null;
-            Current = t;
-            _suspended = false;
-            c();
-            if (_suspended && t.SchedState != TaskSchedState.Sleeping)
-            {
-                _runQueue.Enqueue(t);
-            }
-        }
-        Current = null;
-        return true;
-    }
+    public bool RunAll() => RunUntilIdle();
 
     /// <summary>Runs one body to completion as <paramref name="t"/> (with whatever else is queued).</summary>
     public T Run<T>(TaskStruct t, Func<ValueTask<T>> f)
     {
         T? result = default;
         bool done = false;
-        Spawn(t, async () =>
+        Run(t, async () =>
         {
             result = await f();
             done = true;
-        }, t.Comm);
-        RunAll();
+        });
         Assert.True(done, $"{t} did not complete: {string.Join("; ", Findings)}");
         return result!;
     }

@@ -13,6 +13,9 @@ public class DirectScheduler : Scheduler
     /// <summary>Findings reported so far, in order.</summary>
     public List<Finding> Findings { get; } = [];
 
+    /// <summary>Whether another task is queued to run (a derived scheduler may then switch to it).</summary>
+    protected bool OthersRunnable => _runQueue.Count > 0;
+
     /// <summary>Exceptions that escaped a task body: defects of the model (never findings), kept so
     /// that <see cref="Kernel.Run{T}"/> can report them instead of a silently unfinished task.</summary>
     public List<Exception> Defects { get; } = [];
@@ -76,7 +79,9 @@ public class DirectScheduler : Scheduler
         return RunUntilIdle();
     }
 
-    private bool RunUntilIdle()
+    /// <summary>Runs the queued tasks until every one is done or asleep; false (and a deadlock
+    /// finding per sleeper) if some task is left sleeping.</summary>
+    public bool RunUntilIdle()
     {
         var previous = Current;
         var sleeping = new HashSet<TaskStruct>();
