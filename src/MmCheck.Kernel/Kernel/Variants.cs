@@ -67,10 +67,10 @@ public sealed record Variants
     /// use mmap_prepare", 2025, after v6.18) rather than remap_pfn_range() inside ->mmap.</summary>
     public bool DevmemMmapPrepare { get; init; }
 
-    /// <summary>get_pat_info() finds a VM_PAT VMA's range from its first page only and WARNs when that
-    /// page is not mapped (04c35ab3bdae "x86/mm/pat: fix VM_PAT handling in COW mappings", v6.9);
-    /// before, it took the first mapped page of the VMA and failed silently when there was none.</summary>
-    public bool PatInfoFromFirstPage { get; init; } = true;
+    /// <summary>When the first page of a VM_PAT COW mapping is not a PFN-map entry, get_pat_info() falls
+    /// back to vm_pgoff (04c35ab3bdae "x86/mm/pat: fix VM_PAT handling in COW mappings", v6.9);
+    /// before, untrack_pfn()/track_pfn_copy() WARNed and gave up for every mapping alike.</summary>
+    public bool PatInfoCowFallback { get; init; } = true;
 
     /// <summary>How remap_pfn_range() marks the VMA and tracks the PFN range's memory type (x86 PAT).</summary>
     public enum RemapPfnTracking
@@ -140,9 +140,9 @@ public sealed record Variants
         new("devmem.mmap", ["mmap", "mmap_prepare"],
             "whether /dev/mem populates through remap_pfn_range() inside ->mmap or ->mmap_prepare's deferred remap",
             "mmap_prepare: \"mm: update mem char driver to use mmap_prepare\" (Lorenzo Stoakes, 2025, v6.19)"),
-        new("get_pat_info", ["first_page", "any_page"],
-            "how untrack_pfn()/track_pfn_copy() find a VM_PAT VMA's physical range (v6.3-v6.15 tracking)",
-            "any_page: before 04c35ab3bdae \"x86/mm/pat: fix VM_PAT handling in COW mappings\" (v6.9), which WARNs when the first page is not mapped"),
+        new("get_pat_info", ["cow_pgoff", "pte_only"],
+            "how untrack_pfn()/track_pfn_copy() find a VM_PAT VMA's physical range when its first page is not mapped (tracking before v6.16)",
+            "pte_only: before 04c35ab3bdae \"x86/mm/pat: fix VM_PAT handling in COW mappings\" (v6.9), which added the vm_pgoff fallback for COW mappings"),
         new("remap_pfn_range.tracking", ["pfnmap_track", "vm_pat", "direct"],
             "how remap_pfn_range() sets the VMA's flags and tracks the PFN range (a second whole-VMA remap: -EINVAL, or BUG_ON a set PTE)",
             "pfnmap_track: v6.16 \"mm: convert VM_PFNMAP tracking to pfnmap_track() + pfnmap_untrack()\"; " +
@@ -201,7 +201,7 @@ public sealed record Variants
         }
         if (r < 609)
         {
-            v = v with { DupMmapOpenBeforeCopy = false, PatInfoFromFirstPage = false };
+            v = v with { DupMmapOpenBeforeCopy = false, PatInfoCowFallback = false };
         }
         return v;
     }
@@ -284,9 +284,9 @@ public sealed record Variants
                 }
                 break;
             case "get_pat_info":
-                if (value is "first_page" or "any_page")
+                if (value is "cow_pgoff" or "pte_only")
                 {
-                    return this with { PatInfoFromFirstPage = value == "first_page" };
+                    return this with { PatInfoCowFallback = value == "cow_pgoff" };
                 }
                 break;
             case "devmem.mmap":
@@ -372,9 +372,9 @@ public sealed record Variants
         {
             yield return "devmem.mmap=mmap_prepare";
         }
-        if (!PatInfoFromFirstPage && RemapPfnRangeTracking != RemapPfnTracking.PfnmapTrack)
+        if (!PatInfoCowFallback && RemapPfnRangeTracking != RemapPfnTracking.PfnmapTrack)
         {
-            yield return "get_pat_info=any_page";
+            yield return "get_pat_info=pte_only";
         }
         if (RemapPfnRangeTracking != RemapPfnTracking.PfnmapTrack)
         {

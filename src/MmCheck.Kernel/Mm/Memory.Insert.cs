@@ -65,7 +65,7 @@ public sealed partial class Kernel
         err = await RemapPfnRangeNotrack(vma, addr, pfn, size, prot);
         if (err != 0)
         {
-            await UntrackPfn(vma);
+            await UntrackPfn(vma, rangeGiven: true, mmWrLocked: true);
         }
         return err;
     }
@@ -165,38 +165,21 @@ public sealed partial class Kernel
         return 0;
     }
 
-    /// <summary>untrack_pfn(vma, …, mm_wr_locked = true): drop the reservation and VM_PAT after a failed remap.</summary>
-    /// <remarks>Context: mmap_lock write-held (mm_wr_locked); write-locks the VMA to clear VM_PAT.</remarks>
-    [KernelSymbol("untrack_pfn", "arch/x86/mm/pat/memtype.c")]
-    private async ValueTask UntrackPfn(VmAreaStruct vma)
-    {
-        if ((vma.VmFlags & VM_PAT) == 0)
-        {
-            return;
-        }
-        if (Variants.RemapPfnRangeTracking == Variants.RemapPfnTracking.Direct)
-        {
-            SetVmFlags(vma, vma.__VmFlags & ~VM_PAT);
-        }
-        else
-        {
-            await VmFlagsClear(vma, VM_PAT);
-        }
-    }
-
     /// <summary>
-    /// untrack_pfn(vma, 0, 0, mm_wr_locked) from unmap_single_vma() (before v6.16): the range is read
-    /// back from the page tables (get_pat_info()); when it cannot be, the reservation and VM_PAT stay.
-    /// The model's reservations always succeed, so freeing one (free_pfn_range()) leaves nothing to undo.
+    /// untrack_pfn(vma, pfn, size, mm_wr_locked) (before v6.16): drops a VM_PAT VMA's reservation and
+    /// the flag. remap_pfn_range() passes the range it failed to map; unmap_single_vma() passes none
+    /// (<paramref name="rangeGiven"/> false), and the range is then read back from the page tables by
+    /// get_pat_info() — when it cannot be, the reservation and VM_PAT stay. The model's reservations
+    /// always succeed, so freeing one (free_pfn_range()) leaves nothing else to undo.
     /// </summary>
     /// <remarks>
     /// Context: mmap lock held, for write when <paramref name="mmWrLocked"/> (then vm_flags_clear(),
-    /// else __vm_flags_mod() without the assertion); the VMA's PTE lock is taken and dropped to look.
+    /// else __vm_flags_mod() without the assertion; before v6.3 vm_flags was written directly).
     /// </remarks>
     [KernelSymbol("untrack_pfn", "arch/x86/mm/pat/memtype.c")]
-    internal async ValueTask UntrackPfnOfVma(VmAreaStruct vma, bool mmWrLocked)
+    internal async ValueTask UntrackPfn(VmAreaStruct vma, bool rangeGiven, bool mmWrLocked)
     {
-        if ((vma.VmFlags & VM_PAT) == 0 || await GetPatInfo(vma) != 0)
+        if ((vma.VmFlags & VM_PAT) == 0 || (!rangeGiven && await GetPatInfo(vma) != 0))
         {
             return;
         }
@@ -211,45 +194,43 @@ public sealed partial class Kernel
     }
 
     /// <summary>
-    /// get_pat_info(): the start of the physical range a whole-VMA track_pfn_remap() reserved.
-    /// From v6.9 only the first page is consulted (a COW mapping falls back to vm_pgoff) and a VMA
-    /// whose first page is not mapped is a WARN — the one the 2024 vfio fork reporters hit; before,
-    /// the first mapped page of the VMA served and an empty VMA failed quietly. 0 or -EINVAL.
+    /// get_pat_info() (arch/x86/mm/pat/memtype.c, v6.9–v6.15; before v6.9 the same lookup was open-coded
+    /// in untrack_pfn() and track_pfn_copy()): the range a whole-VMA track_pfn_remap() reserved is read
+    /// back from the VMA's first page. A COW mapping falls back to vm_pgoff from v6.9; otherwise an
+    /// unmapped first page is a WARN — the one the 2024 vfio fork reporters hit. 0 or -EINVAL.
     /// </summary>
     /// <remarks>Context: mmap lock or i_mmap_rwsem held (follow_phys() takes the PTE lock).</remarks>
     [KernelSymbol("get_pat_info", "arch/x86/mm/pat/memtype.c")]
     private async ValueTask<int> GetPatInfo(VmAreaStruct vma)
     {
-        if (Variants.PatInfoFromFirstPage)
+        if (await FollowPhys(vma))
         {
-            if (await FollowPhys(vma, vma.VmStart) || MmFlags.IsCowMapping(vma.VmFlags))
-            {
-                return 0;
-            }
-            WarnOnOnce(true, $"get_pat_info: {vma} has VM_PAT but its first page is not mapped");
-            return -Errno.EINVAL;
+            return 0;
         }
-        for (ulong a = vma.VmStart; a < vma.VmEnd; a += PAGE_SIZE)
+        if (Variants.PatInfoCowFallback && MmFlags.IsCowMapping(vma.VmFlags))
         {
-            if (await FollowPhys(vma, a))
-            {
-                return 0;
-            }
+            return 0;
         }
+        WarnOnOnce(true, $"get_pat_info: {vma} has VM_PAT but its first page is not mapped");
         return -Errno.EINVAL;
     }
 
-    /// <summary>follow_phys(): whether a PFN is mapped at <paramref name="address"/> (the PTE lock is taken to read it).</summary>
+    /// <summary>
+    /// follow_phys(vma, vma->vm_start, …): whether a PFN maps the VMA's first page — from v6.9 never
+    /// an anonymous COW copy (the vm_normal_folio() test 04c35ab3bdae added to mm/memory.c:follow_phys()).
+    /// The model reads the entry with follow_pfnmap_start(), as v6.12+ does.
+    /// </summary>
     [KernelSymbol("follow_phys", "arch/x86/mm/pat/memtype.c")]
-    private async ValueTask<bool> FollowPhys(VmAreaStruct vma, ulong address)
+    private async ValueTask<bool> FollowPhys(VmAreaStruct vma)
     {
-        var args = new FollowPfnmapArgs { Vma = vma, Address = address };
+        var args = new FollowPfnmapArgs { Vma = vma, Address = vma.VmStart };
         if (await FollowPfnmapStart(args) != 0)
         {
             return false;
         }
+        bool found = args.Special || !Variants.PatInfoCowFallback;
         await FollowPfnmapEnd(args);
-        return true;
+        return found;
     }
 
     /// <summary>The flag update of the release: vm_flags_set() (v6.3+), or vma->vm_flags |= before.</summary>

@@ -63,7 +63,7 @@ public sealed partial class Kernel
         }
         if ((vma.VmFlags & VmFlags.VM_PFNMAP) != 0 && Variants.RemapPfnRangeTracking != Variants.RemapPfnTracking.PfnmapTrack)
         {
-            await UntrackPfnOfVma(vma, mmWrLocked);
+            await UntrackPfn(vma, rangeGiven: false, mmWrLocked);
         }
         if (start != end)
         {
