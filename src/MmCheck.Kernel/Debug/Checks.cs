@@ -106,13 +106,7 @@ public sealed partial class Kernel
             {
                 yield return (a, e, level);
             }
-            int shift = Paging.ShiftOfLevel(level);
-            ulong next = ((a >> shift) + 1) << shift;
-            if (next <= a)
-            {
-                yield break;
-            }
-            a = next;
+            a = PagingMode.AddrEnd(a, end, Paging.ShiftOfLevel(level));
         }
     }
 

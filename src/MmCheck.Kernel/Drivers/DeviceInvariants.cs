@@ -260,7 +260,7 @@ public sealed partial class Kernel
                         continue;
                     }
                     // Each page of a huge leaf has its own write-notify state.
-                    ulong leafEnd = Math.Min(vma.VmEnd, ((leafAddr >> Paging.ShiftOfLevel(level)) + 1) << Paging.ShiftOfLevel(level));
+                    ulong leafEnd = PagingMode.AddrEnd(leafAddr, vma.VmEnd, Paging.ShiftOfLevel(level));
                     for (ulong a = leafAddr; a < leafEnd; a += PAGE_SIZE)
                     {
                         var key = (file.FMapping.Handle, LinearPageIndex(vma, a));

@@ -81,14 +81,17 @@ public sealed partial class Kernel
         return (new File(inode, ShmemFileOperations, Mman.O_RDWR), 0);
     }
 
-    /// <summary>MAX_LFS_FILESIZE on 64-bit.</summary>
+    /// <summary>MAX_LFS_FILESIZE on 64-bit: LLONG_MAX, so only a negative size fails the check.</summary>
     private const long MAX_LFS_FILESIZE = long.MaxValue;
+
+    /// <summary>VM_ACCT(): the pages a shmem file of <paramref name="size"/> bytes charges.</summary>
+    private static long VmAcct(long size) => (long)(((ulong)size + PAGE_SIZE - 1) >> PAGE_SHIFT);
 
     /// <summary>shmem_acct_size(): a file without VM_NORESERVE charges its size (VM_ACCT()) at once.</summary>
     /// <remarks>Context: any; the commit counter is global.</remarks>
     [KernelSymbol("shmem_acct_size", "mm/shmem.c")]
     private int ShmemAcctSize(VmFlags flags, long size) =>
-        (flags & VmFlags.VM_NORESERVE) != 0 ? 0 : VmEnoughMemory((long)(((ulong)size + PAGE_SIZE - 1) >> PAGE_SHIFT));
+        (flags & VmFlags.VM_NORESERVE) != 0 ? 0 : VmEnoughMemory(VmAcct(size));
 
     /// <summary>shmem_unacct_size(): gives back what shmem_acct_size() charged.</summary>
     /// <remarks>Context: any; the commit counter is global.</remarks>
@@ -97,7 +100,7 @@ public sealed partial class Kernel
     {
         if ((flags & VmFlags.VM_NORESERVE) == 0)
         {
-            VmUnacctMemory((long)(((ulong)size + PAGE_SIZE - 1) >> PAGE_SHIFT));
+            VmUnacctMemory(VmAcct(size));
         }
     }
 

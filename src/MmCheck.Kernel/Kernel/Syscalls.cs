@@ -227,10 +227,7 @@ public sealed partial class Kernel
             bool ok = !mm.Dead && PeekLeaf(mm, addr, out v, out level) && (v & X86Pte._PAGE_PRESENT) != 0;
             if (ok)
             {
-                ulong pfn = level == 1
-                    ? PtePfn(new Pte(v))
-                    : ((v & X86Pte.PTE_PFN_MASK & ~((1UL << Paging.ShiftOfLevel(level)) - 1)) >> PAGE_SHIFT) +
-                      ((addr & ((1UL << Paging.ShiftOfLevel(level)) - 1)) >> PAGE_SHIFT);
+                ulong pfn = PagingMode.LeafPfn(v, Paging.ShiftOfLevel(level), addr);
                 ok = pfn == e.Pfn && (!e.Writable || (v & X86Pte._PAGE_RW) != 0);
             }
             if (!ok)

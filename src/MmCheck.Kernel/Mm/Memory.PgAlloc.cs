@@ -33,10 +33,9 @@ public sealed partial class Kernel
     {
         ulong pfn = t.Pfn;
         int slot = (int)(pfn & (TableCacheSize - 1));
-        if (_tableCacheKey[slot] == pfn + 1)
+        if (_tableCache[slot] == t)
         {
-            _tableCacheKey[slot] = 0;
-            _tableCacheTable[slot] = null;
+            _tableCache[slot] = null;
         }
         Handles.Unregister(MemMap.Mapping(pfn));
         MemMap.Mapping(pfn) = 0;
@@ -45,12 +44,10 @@ public sealed partial class Kernel
     }
 
     private const int TableCacheSize = 64;
-    /// <summary>The tables <see cref="TableOf"/> found last, direct-mapped by pfn: pfn + 1 (0 = empty)
-    /// and the table. A table's entry is dropped when <see cref="FreePageTable"/> frees it, so a hit is
-    /// the table the descriptor names. Model-only: it saves the descriptor and handle lookups that
-    /// every level of every walk makes.</summary>
-    private readonly ulong[] _tableCacheKey = new ulong[TableCacheSize];
-    private readonly PageTable?[] _tableCacheTable = new PageTable?[TableCacheSize];
+    /// <summary>The tables <see cref="TableOf"/> found last, direct-mapped by pfn. A table's entry is
+    /// dropped when <see cref="FreePageTable"/> frees it, so a hit is the table the descriptor names.
+    /// Model-only: it saves the descriptor and handle lookups that every level of every walk makes.</summary>
+    private readonly PageTable?[] _tableCache = new PageTable?[TableCacheSize];
 
     /// <summary>The table a non-leaf entry points to (pXd_pgtable / page_address of its pfn).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -58,7 +55,7 @@ public sealed partial class Kernel
     {
         ulong pfn = TablePfn(entry);
         int slot = (int)(pfn & (TableCacheSize - 1));
-        return _tableCacheKey[slot] == pfn + 1 ? _tableCacheTable[slot]! : TableOfSlow(pfn, slot);
+        return _tableCache[slot] is { } t && t.Pfn == pfn ? t : TableOfSlow(pfn, slot);
     }
 
     private PageTable TableOfSlow(ulong pfn, int slot)
@@ -66,8 +63,7 @@ public sealed partial class Kernel
         var t = (PageTable?)Handles.Get(MemMap.Mapping(pfn));
         if (t is not null)
         {
-            _tableCacheKey[slot] = pfn + 1;
-            _tableCacheTable[slot] = t;
+            _tableCache[slot] = t;
         }
         return t!;
     }

@@ -84,8 +84,7 @@ public sealed class Cpu
                 {
                     k.WriteEntry(slot, nv, va & ~leafMask, byHardware: true);
                 }
-                ulong pfn = level == 1 ? (v & PTE_PFN_MASK) >> PAGE_SHIFT
-                    : ((v & PTE_PFN_MASK & ~leafMask) >> PAGE_SHIFT) + ((va & leafMask) >> PAGE_SHIFT);
+                ulong pfn = PagingMode.LeafPfn(v, g.Shift[level], va);
                 Tlb.Fill(mm.Id, va >> PAGE_SHIFT, new TlbEntry(pfn, rw, us, (nv & _PAGE_DIRTY) != 0));
                 k.Sched.Access(Tlb.Obj, write: true);
                 return new WalkResult(true, pfn, 0);

@@ -112,6 +112,15 @@ public sealed class PagingMode
     public ulong PudSize => 1UL << PudShift;
     public ulong PmdSize => 1UL << PmdShift;
 
+    /// <summary>The frame a present leaf entry of (1 &lt;&lt; <paramref name="shift"/>) bytes maps at
+    /// <paramref name="va"/>: its base frame plus the page's offset inside the leaf.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong LeafPfn(ulong entry, int shift, ulong va)
+    {
+        ulong mask = (1UL << shift) - 1;
+        return ((entry & X86Pte.PTE_PFN_MASK & ~mask) >> PgTable.PAGE_SHIFT) + ((va & mask) >> PgTable.PAGE_SHIFT);
+    }
+
     /// <summary>pXd_addr_end(): the next boundary of a level, clamped to <paramref name="end"/>.</summary>
     public static ulong AddrEnd(ulong addr, ulong end, int shift)
     {

@@ -171,7 +171,7 @@ public sealed class Tlb(int cpu)
             }
             return n;
         }
-        ulong lo = Tag(mm, startVpn), hi = endVpn >= 1UL << VpnBits ? Tag(mm + 1, 0) : Tag(mm, endVpn);
+        var (lo, hi) = TagBounds(mm, startVpn, endVpn);
         for (int i = Ways; i < _blocks * Ways; i++)
         {
             if (_tags[i] >= lo && _tags[i] < hi)
@@ -184,6 +184,11 @@ public sealed class Tlb(int cpu)
     }
 
     public int InvalidateMm(int mm) => InvalidateRange(mm, 0, 1UL << VpnBits);
+
+    /// <summary>The tags of [<paramref name="startVpn"/>, <paramref name="endVpn"/>) of <paramref name="mm"/>
+    /// form one interval, [Lo, Hi): tags order by mm, then page; a range to the top ends at the next mm.</summary>
+    private static (ulong Lo, ulong Hi) TagBounds(int mm, ulong startVpn, ulong endVpn) =>
+        (Tag(mm, startVpn), endVpn >= 1UL << VpnBits ? Tag(mm + 1, 0) : Tag(mm, endVpn));
 
     /// <summary>Whether any page of [<paramref name="startVpn"/>, <paramref name="endVpn"/>) of
     /// <paramref name="mm"/> is cached: a probe per page for short ranges, else one pass over the slots.</summary>
@@ -204,7 +209,7 @@ public sealed class Tlb(int cpu)
             }
             return false;
         }
-        ulong lo = Tag(mm, startVpn), hi = endVpn >= 1UL << VpnBits ? Tag(mm + 1, 0) : Tag(mm, endVpn);
+        var (lo, hi) = TagBounds(mm, startVpn, endVpn);
         for (int i = Ways; i < _blocks * Ways; i++)
         {
             if (_tags[i] >= lo && _tags[i] < hi)
