@@ -88,7 +88,7 @@ public static class BenchSuite
     /// <paramref name="progress"/>.</summary>
     public static BenchReport Run(BenchOptions o, TextWriter? progress = null)
     {
-        string? load = LoadAverage();
+        string? load = ExplorerBenchmarks.LoadAverage();
         string? skipped = o.Native ? NativeBenchmarks.Unavailable() : "not requested";
         // Model and native runs alternate, so that both sides see the same load on a shared machine.
         progress?.WriteLine($"kernel model{(skipped is null ? " and native kernel" : "")}: {o.Bytes >> 20} MiB, best of {o.Repeats} …");
@@ -173,18 +173,5 @@ public static class BenchSuite
         w.WriteLine(string.Create(inv, $"  {"scheduling points",-38} {e.PointsPerSecond / 1e6,12:F2} M/s  ({e.PointsPerCpuSecond / 1e6:F2} M per CPU second; {e.Scenario})  (target ≥ 2: {(e.PointsPerCpuSecond >= 2e6 ? "met" : "not met")})"));
         w.WriteLine(string.Create(inv, $"  {"DPOR reduction over plain dfs",-38} {e.DporReduction,12:F1} x  (target ≥ 10: {(e.DporReduction >= 10 ? "met" : "not met")}; {string.Join(", ", e.Dpor.Select(d => $"{d.Scenario} {d.PlainSchedules}/{d.DporSchedules}{(d.SameVerdict ? "" : " VERDICTS DIFFER")}"))})"));
         w.WriteLine(string.Create(inv, $"  {$"{e.Workers} workers against 1",-38} {e.Speedup,12:F2} x  (target ≥ 1.8: {(e.Speedup >= 1.8 ? "met" : "not met")}; {e.SpeedupScenario}, identical results: {e.ParallelResultIdentical})"));
-    }
-
-    private static string? LoadAverage()
-    {
-        try
-        {
-            // The 1, 5 and 15 minute averages (not the run-queue and last-pid fields).
-            return File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : null;
-        }
-        catch (IOException)
-        {
-            return null;
-        }
     }
 }

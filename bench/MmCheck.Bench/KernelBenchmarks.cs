@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Linux;
+using MmCheck.Explorer;
 using static Linux.Mman;
 
 namespace MmCheck.Bench;
@@ -61,14 +62,6 @@ public sealed record KernelResult(
 /// </summary>
 public static class KernelBenchmarks
 {
-    /// <summary>Runs the benchmark over <paramref name="bytes"/> (1 GiB by default) after a warm-up;
-    /// the best of <paramref name="repeats"/> runs (<see cref="KernelResult.Best"/>).</summary>
-    public static KernelResult Run(ulong bytes = 1UL << 30, int repeats = 3)
-    {
-        WarmUp(bytes);
-        return KernelResult.Best(Enumerable.Range(0, Math.Max(1, repeats)).Select(_ => Measure(bytes)).ToList());
-    }
-
     /// <summary>Unmeasured runs over a sixteenth of <paramref name="bytes"/>, with pauses between
     /// them: tiered compilation only starts counting calls once no new method has been compiled for
     /// 100 ms, and then compiles in the background (twice, with dynamic PGO). Without the pauses
@@ -99,7 +92,7 @@ public static class KernelBenchmarks
             throw new InvalidOperationException($"mmap failed: {Errno.Format(buf)}");
         }
         long mem0 = Settle();
-        double cpu0 = ThreadCpu.Seconds();
+        double cpu0 = CpuSeconds();
         var sw = Stopwatch.StartNew();
         // A store of 0 faults the page in without storing a word: the pure per-page cost.
         k.Run(p, async () =>
@@ -110,7 +103,7 @@ public static class KernelBenchmarks
             }
         });
         double touch = sw.Elapsed.TotalSeconds;
-        double touchCpu = ThreadCpu.Seconds() - cpu0;
+        double touchCpu = CpuSeconds() - cpu0;
         long mem1 = Settle();
         k.Run(p, async () =>
         {
@@ -120,27 +113,28 @@ public static class KernelBenchmarks
             }
         });
         long mem2 = Settle();
-        cpu0 = ThreadCpu.Seconds();
+        cpu0 = CpuSeconds();
         sw.Restart();
         var (child, _) = k.Run(p, () => k.SysFork());
         double fork = sw.Elapsed.TotalSeconds;
-        double forkCpu = ThreadCpu.Seconds() - cpu0;
+        double forkCpu = CpuSeconds() - cpu0;
         k.Run(child!, () => k.SysExit());
-        cpu0 = ThreadCpu.Seconds();
+        cpu0 = CpuSeconds();
         sw.Restart();
         k.Run(p, () => k.SysMunmap((ulong)buf, bytes));
         double munmap = sw.Elapsed.TotalSeconds;
-        double munmapCpu = ThreadCpu.Seconds() - cpu0;
+        double munmapCpu = CpuSeconds() - cpu0;
         if (k.Findings.Count > 0)
         {
             throw new InvalidOperationException($"the benchmark run had findings: {string.Join("; ", k.Findings)}");
         }
         GC.KeepAlive(k);
-        return new KernelResult((long)pages, touch, OrZero(touchCpu), fork, munmap,
-            (mem1 - mem0) / (double)pages, (mem2 - mem1) / (double)pages, OrZero(forkCpu), OrZero(munmapCpu));
+        return new KernelResult((long)pages, touch, touchCpu, fork, munmap,
+            (mem1 - mem0) / (double)pages, (mem2 - mem1) / (double)pages, forkCpu, munmapCpu);
     }
 
-    private static double OrZero(double seconds) => double.IsNaN(seconds) ? 0 : seconds;
+    /// <summary>The benchmark thread's CPU time (0 throughout where it cannot be read).</summary>
+    private static double CpuSeconds() => ThreadCpuTime.Nanoseconds() / 1e9;
 
     private static long Settle()
     {

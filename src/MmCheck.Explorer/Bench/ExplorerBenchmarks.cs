@@ -154,7 +154,8 @@ public static class ExplorerBenchmarks
             reference ??= Fingerprint(one);
             identical &= Fingerprint(one) == reference && Fingerprint(many) == reference;
         }
-        double overhead = manyCpu.TotalSeconds / Math.Max(1e-9, oneCpu.TotalSeconds);
+        // Where thread CPU time cannot be read (it is 0), the CPU figures are unknown, not infinite.
+        double overhead = oneCpu > TimeSpan.Zero && manyCpu > TimeSpan.Zero ? manyCpu.TotalSeconds / oneCpu.TotalSeconds : double.NaN;
 
         var comparisons = new List<DporComparison>
         {
@@ -182,7 +183,7 @@ public static class ExplorerBenchmarks
             Workers = options.Workers,
             Speedup = oneWorker.TotalSeconds / manyWorkers.TotalSeconds,
             ParallelCpuOverhead = overhead,
-            CpuSpeedup = options.Workers / Math.Max(1e-9, overhead),
+            CpuSpeedup = options.Workers / overhead,
             ParallelResultIdentical = identical,
             ProcessorCount = Environment.ProcessorCount,
             LoadAverage = load is null ? null : $"{load} → {LoadAverage()}",
@@ -194,7 +195,8 @@ public static class ExplorerBenchmarks
     private static double PerCpuSecond(ExplorationResult r) =>
         r.Steps / Math.Max(1e-9, (r.CpuTime > TimeSpan.Zero ? r.CpuTime : r.Elapsed).TotalSeconds);
 
-    private static string? LoadAverage()
+    /// <summary>/proc/loadavg's 1, 5 and 15 minute averages, when the machine has them.</summary>
+    public static string? LoadAverage()
     {
         try
         {

@@ -43,8 +43,6 @@ public sealed class ExplorerScheduler : Scheduler
     internal int Preemptions;
     /// <summary>Steps the last thread has taken in a row.</summary>
     internal int RunLength;
-    /// <summary>Scheduling decisions so far that had more than one enabled task to pick from.</summary>
-    internal int Branches;
 
     /// <summary>After this many steps in a row, default schedules let another enabled task run, so
     /// that a task spinning until another one acts does not run into the step bound.</summary>
@@ -96,7 +94,6 @@ public sealed class ExplorerScheduler : Scheduler
         LastThread = -1;
         RunLength = 0;
         Preemptions = 0;
-        Branches = 0;
         NextStepNode = -1;
         StoreFootprint = storeFootprint;
         LockNames = recordEffects ? [] : null;
@@ -442,10 +439,6 @@ public sealed class ExplorerScheduler : Scheduler
             }
             End = ExecutionEnd.Completed;
             return -1;
-        }
-        if (n > 1)
-        {
-            Branches++;
         }
         int pick = _ctl.PickTask(this, _enabled.AsSpan(0, n));
         if (pick < 0)

@@ -3,8 +3,8 @@ using Linux;
 namespace MmCheck.Explorer;
 
 /// <summary>
-/// Gathers what one worker's sampled (random or PCT) schedules showed, in schedule order: outcome
-/// counts with a witness each, one violation per class with its trace, and the lock-class
+/// Gathers what one worker's sampled (random or PCT) schedules showed, in schedule order: a witness
+/// for each outcome, one violation per class with its trace, and the lock-class
 /// dependencies with the schedule that first took each. (DFS workers share <see cref="DfsResults"/>.)
 /// </summary>
 internal sealed class RunCollector(TraceFactory traces)
@@ -18,8 +18,6 @@ internal sealed class RunCollector(TraceFactory traces)
     public TraceFactory Traces { get; } = traces;
     /// <summary>The first schedule that ended in each outcome.</summary>
     public readonly Dictionary<Outcome, Trace> OutcomeWitnesses = [];
-    /// <summary>Outcomes in the order first seen.</summary>
-    public readonly List<Outcome> OutcomeOrder = [];
     public readonly List<ViolationCandidate> Violations = [];
     /// <summary>Dependencies not seen before by this collector, in the order first taken.</summary>
     public readonly List<EdgeWitness> Edges = [];
@@ -53,7 +51,6 @@ internal sealed class RunCollector(TraceFactory traces)
 
         if (outcome is not null && !OutcomeWitnesses.ContainsKey(outcome))
         {
-            OutcomeOrder.Add(outcome);
             OutcomeWitnesses[outcome] = Traces.Make(s, s.Log.Count - 1, outcome: outcome.ToString());
         }
         return found;

@@ -87,12 +87,17 @@ internal sealed class PctController : IScheduleController
 /// <summary>The default schedule: the running task keeps the CPU, else the lowest enabled; value 0.</summary>
 internal sealed class DefaultController : IScheduleController
 {
-    public static readonly DefaultController Instance = new();
+    /// <summary>Decisions so far that had more than one enabled task to pick from.</summary>
+    public int Branches { get; private set; }
 
     public int FirstFreshStep => 0;
 
     public int PickTask(ExplorerScheduler s, ReadOnlySpan<int> enabled)
     {
+        if (enabled.Length > 1)
+        {
+            Branches++;
+        }
         foreach (int t in enabled)
         {
             if (t == s.LastThread && (s.RunLength < s.FairnessSteps || enabled.Length == 1))

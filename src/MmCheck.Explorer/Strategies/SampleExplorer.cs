@@ -57,13 +57,8 @@ internal static class SampleExplorer
         long frontier = 0;
         int repeats = 0;
         long repeatStop = -1;
-        void LowerStop(long i)
-        {
-            long cur;
-            while (i < (cur = Interlocked.Read(ref stopAt)) && Interlocked.CompareExchange(ref stopAt, i, cur) != cur)
-            {
-            }
-        }
+        // Only the frontier lowers stopAt, under the gate, and never past itself: one write suffices.
+        void StopAt(long i) => Interlocked.Exchange(ref stopAt, i);
         void Advance()
         {
             while (frontier < count && frontier <= Interlocked.Read(ref stopAt))
@@ -79,16 +74,16 @@ internal static class SampleExplorer
                     budget.ViolationFound();
                     if (opt.StopOnFirstViolation)
                     {
-                        LowerStop(frontier);
+                        StopAt(frontier);
                     }
                 }
                 if (history is not null)
                 {
                     repeats = history.Seen.Add(r.Fingerprint) ? 0 : repeats + 1;
-                    if (repeats >= SampleHistory.RepeatLimit && repeatStop < 0)
+                    if (repeats >= SampleHistory.RepeatLimit)
                     {
                         repeatStop = frontier;
-                        LowerStop(frontier);
+                        StopAt(frontier);
                     }
                 }
                 frontier++;
@@ -131,7 +126,7 @@ internal static class SampleExplorer
                 var outcome = end == ExecutionEnd.Completed ? ex.Observe() : null;
                 int v0 = col.Violations.Count;
                 int e0 = col.Edges.Count;
-                int o0 = col.OutcomeOrder.Count;
+                int o0 = col.OutcomeWitnesses.Count;
                 bool found = col.Collect(sched, end, outcome);
                 var chunk = chunks[i >> ChunkBits];
                 if (chunk is null)
@@ -145,7 +140,7 @@ internal static class SampleExplorer
                     Steps = sched.Log.Count,
                     End = end,
                     Outcome = outcome,
-                    NewOutcome = col.OutcomeOrder.Count > o0,
+                    NewOutcome = col.OutcomeWitnesses.Count > o0,
                     VFrom = v0,
                     VTo = col.Violations.Count,
                     EFrom = e0,
@@ -207,11 +202,12 @@ internal static class SampleExplorer
     {
         var sched = new ExplorerScheduler();
         var graph = new LockGraph();
-        sched.BeginExecution(DefaultController.Instance, storeFootprint: false, recordEffects: false, opt.MaxStepsPerSchedule, InvariantCheckMode.Off);
+        var ctl = new DefaultController();
+        sched.BeginExecution(ctl, storeFootprint: false, recordEffects: false, opt.MaxStepsPerSchedule, InvariantCheckMode.Off);
         var ex = target.Prepare(sched, graph);
         sched.Attach(ex.Kernel, graph);
         sched.Run();
-        return (Math.Max(1, sched.Log.Count), sched.Branches == 0 && sched.Log.DataCount == 0);
+        return (Math.Max(1, sched.Log.Count), ctl.Branches == 0 && sched.Log.DataCount == 0);
     });
 
     /// <summary>A hash of an execution's decisions: the thread of every step and every data value.</summary>

@@ -20,11 +20,11 @@ internal static class WorkerPool
             int id = w;
             threads[w] = new Thread(() =>
             {
-                long start = ThreadCpuNanoseconds();
+                long start = ThreadCpuTime.Nanoseconds();
                 try
                 {
                     body(id);
-                    cpu[id] = ThreadCpuNanoseconds() - start;
+                    cpu[id] = ThreadCpuTime.Nanoseconds() - start;
                 }
 #pragma warning disable CA1031 // rethrown on the calling thread below
                 catch (Exception e)
@@ -52,31 +52,6 @@ internal static class WorkerPool
             }
         }
         return TimeSpan.FromTicks(cpu.Sum() / 100);
-    }
-
-    /// <summary>CPU time of the calling thread in nanoseconds (Linux: /proc/thread-self/schedstat),
-    /// 0 elsewhere. Measures the work itself on a machine shared with other processes.</summary>
-    private static long ThreadCpuNanoseconds()
-    {
-        if (!OperatingSystem.IsLinux())
-        {
-            return 0;
-        }
-        try
-        {
-            string s = File.ReadAllText("/proc/thread-self/schedstat");
-            int sp = s.IndexOf(' ', StringComparison.Ordinal);
-            return long.TryParse(sp < 0 ? s : s[..sp], System.Globalization.NumberStyles.None,
-                System.Globalization.CultureInfo.InvariantCulture, out long ns) ? ns : 0;
-        }
-        catch (IOException)
-        {
-            return 0;
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return 0;
-        }
     }
 
     /// <summary>Runs <paramref name="f"/> on a dedicated thread (see the class remarks) and returns its result.</summary>
