@@ -13,13 +13,7 @@ public sealed class ConformCommandTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static (int Exit, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int exit = Cli.Run(args, o, e);
-        return (exit, o.ToString(), e.ToString());
-    }
+    private static (int Exit, string Out, string Err) Run(params string[] args) => CliHarness.Run(args);
 
     private string Write(string name, string text)
     {

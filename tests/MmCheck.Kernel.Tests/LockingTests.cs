@@ -509,6 +509,7 @@ public class LockingTests
         Assert.Empty(p.K.Findings);
         Assert.True(graph.EdgeCount >= 5, $"only {graph.EdgeCount} lock-order edges learned");
         var classes = LockClass.All;
+        int checkedEdges = 0;
         foreach (var ((from, to), ctx) in graph.Edges)
         {
             int? df = Depth(tree, classes[from.ClassId]), dt = Depth(tree, classes[to.ClassId]);
@@ -516,6 +517,7 @@ public class LockingTests
             {
                 continue;
             }
+            checkedEdges++;
             // Down the tree, or a documented nesting of one level in itself (subclass annotation:
             // the child's mmap_lock in dup_mmap(), the source PTL in copy_pte_range()), or the PMD
             // lock and a PTE lock, which share the bottom level.
@@ -523,6 +525,7 @@ public class LockingTests
                       (df == dt && from.ClassId != to.ClassId && classes[to.ClassId] == LockClass.PtLock);
             Assert.True(ok, $"{from} → {to} (took {to} in {ctx.TakenIn} holding {from} from {ctx.HeldIn}) is against docs/locking.md");
         }
+        Assert.True(checkedEdges >= 5, $"only {checkedEdges} learned edges are between classes of the documented tree");
     }
 
     [Fact]

@@ -21,14 +21,6 @@ public class MadviseTests
 
     private static SmapsInfo Smaps(Proc p, ulong addr) => p.K.Smaps(Vma(p, addr));
 
-    private static void Fill(Proc p, ulong addr, ulong pages, ulong seed)
-    {
-        for (ulong i = 0; i < pages; i++)
-        {
-            p.Write(addr + (i * P), seed + i);
-        }
-    }
-
     private static (Proc P, long Fd) WithMemfd(ulong pages)
     {
         var p = Proc.Boot();
@@ -58,7 +50,7 @@ public class MadviseTests
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(4);
-        Fill(p, a, 4, 1);
+        p.Fill(a, 4, 1);
         Assert.Equal(0, Madvise(p, a, P + 1, MADV_DONTNEED));
         Assert.Equal(0UL, p.Read(a + P));
         Assert.Equal(3UL, p.Read(a + (2 * P)));
@@ -69,7 +61,7 @@ public class MadviseTests
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(4);
-        Fill(p, a, 4, 0x10);
+        p.Fill(a, 4, 0x10);
         Assert.Equal(0, Madvise(p, a + P, 2 * P, MADV_DONTNEED));
         Assert.False(p.Pagemap(a + P).Present);
         Assert.Equal(2UL * 4096, Smaps(p, a).Rss);
@@ -126,7 +118,7 @@ public class MadviseTests
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(6);
-        Fill(p, a, 6, 0x20);
+        p.Fill(a, 6, 0x20);
         Assert.Equal(0, p.Munmap(a + (2 * P), 2 * P));
         Assert.Equal(-Errno.ENOMEM, Madvise(p, a, 6 * P, MADV_DONTNEED));
         Assert.Equal(0UL, p.Read(a));
@@ -161,7 +153,7 @@ public class MadviseTests
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(4);
-        Fill(p, a, 4, 0x30);
+        p.Fill(a, 4, 0x30);
         Assert.Equal(0, Madvise(p, a + (2 * P), 2 * P, MADV_DONTFORK));
         Assert.Equal("rd wr mr mw me dc ac", MmFlags.Format(Vma(p, a + (2 * P)).VmFlags));
         var c = p.Fork();
@@ -190,7 +182,7 @@ public class MadviseTests
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(2);
-        Fill(p, a, 2, 0x60);
+        p.Fill(a, 2, 0x60);
         Assert.Equal(0, Madvise(p, a, 2 * P, MADV_WIPEONFORK));
         Assert.NotEqual((VmFlags)0, Vma(p, a).VmFlags & VmFlags.VM_WIPEONFORK);
         var c = p.Fork();
@@ -240,7 +232,7 @@ public class MadviseTests
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(8);
-        Fill(p, a, 8, 0x80);
+        p.Fill(a, 8, 0x80);
         Assert.Equal(0, Madvise(p, a, 4 * P, MADV_FREE));
         // The PTEs are clean and old at once; PG_swapbacked goes when the per-CPU batch drains.
         var s = Smaps(p, a);
@@ -263,7 +255,7 @@ public class MadviseTests
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(40);
-        Fill(p, a, 40, 1);
+        p.Fill(a, 40, 1);
         Assert.Equal(0, Madvise(p, a, 40 * P, MADV_FREE));
         Assert.Equal(31UL * 4096, Smaps(p, a).LazyFree);
         Assert.Equal(0, p.Munmap(a, 40 * P));
@@ -285,7 +277,7 @@ public class MadviseTests
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(4);
-        Fill(p, a, 4, 0x11);
+        p.Fill(a, 4, 0x11);
         Assert.Equal(0, Madvise(p, a, 2 * P, MADV_FREE));
         p.Write(a + P, 0x55);
         Assert.Equal(0, Madvise(p, a, 4 * P, MADV_PAGEOUT));
@@ -317,7 +309,7 @@ public class MadviseTests
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(4);
-        Fill(p, a, 4, 1);
+        p.Fill(a, 4, 1);
         Assert.Equal(4UL * 4096, Smaps(p, a).Referenced);
         Assert.Equal(0, Madvise(p, a, 2 * P, MADV_COLD));
         Assert.Equal(2UL * 4096, Smaps(p, a).Referenced);
@@ -331,7 +323,7 @@ public class MadviseTests
     {
         var (p, fd) = WithMemfd(4);
         long s = p.Mmap(0, 4 * P, RW, MAP_SHARED, fd);
-        Fill(p, (ulong)s, 4, 0x90);
+        p.Fill((ulong)s, 4, 0x90);
         long pr = p.Mmap(0, 4 * P, RW, MAP_PRIVATE, fd);
         p.Write((ulong)pr + P, 0xC0);
         Assert.Equal(0x92UL, p.Read((ulong)pr + (2 * P)));
@@ -420,7 +412,7 @@ public class MadviseTests
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(4);
-        Fill(p, a, 4, 0xA0);
+        p.Fill(a, 4, 0xA0);
         Assert.Equal(0, Madvise(p, a + P, 2 * P, MADV_GUARD_INSTALL));
         Assert.Equal(SIGSEGV, p.Load(a + P).Signal);
         Assert.Equal(SIGSEGV, p.Store(a + (2 * P), 1).Signal);

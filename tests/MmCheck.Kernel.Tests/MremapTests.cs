@@ -26,14 +26,6 @@ public class MremapTests
         return ((ulong)w + (2UL << 20) - 1) & ~((2UL << 20) - 1);
     }
 
-    private static void Fill(Proc p, ulong addr, ulong pages, ulong seed)
-    {
-        for (ulong i = 0; i < pages; i++)
-        {
-            p.Write(addr + (i * P), seed + i);
-        }
-    }
-
     private static void AssertContents(Proc p, ulong addr, ulong pages, ulong seed)
     {
         for (ulong i = 0; i < pages; i++)
@@ -49,7 +41,7 @@ public class MremapTests
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(4);
-        Fill(p, a, 4, 0x100);
+        p.Fill(a, 4, 0x100);
         // Block growth in place: a mapping with other protection right after.
         Assert.Equal((long)(a + (4 * P)), p.Mmap(a + (4 * P), P, PROT_READ, PA | MAP_FIXED));
         long r = Mremap(p, a, 4 * P, 8 * P, MREMAP_MAYMOVE);
@@ -80,7 +72,7 @@ public class MremapTests
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(4);
-        Fill(p, a, 4, 0x10);
+        p.Fill(a, 4, 0x10);
         var before = VmaAt(p, a)!.VmPgoff;
         ulong w = FreeWindow(p, 4);
         long r = Mremap(p, a + P, 2 * P, 2 * P, MREMAP_MAYMOVE | MREMAP_FIXED, w);
@@ -101,7 +93,7 @@ public class MremapTests
         var p = Proc.Boot();
         ulong w = FreeWindow(p, 16);
         Assert.Equal((long)w, p.Mmap(w, 4 * P, RW, PA | MAP_FIXED));
-        Fill(p, w, 4, 7);
+        p.Fill(w, 4, 7);
         long committed = p.K.CommittedPages;
         Assert.Equal((long)w, Mremap(p, w, 4 * P, 8 * P, 0));
         var vma = VmaAt(p, w)!;
@@ -132,7 +124,7 @@ public class MremapTests
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(8);
-        Fill(p, a, 8, 1);
+        p.Fill(a, 8, 1);
         long committed = p.K.CommittedPages;
         Assert.Equal((long)a, Mremap(p, a, 8 * P, 3 * P, 0));
         Assert.Equal(a + (3 * P), VmaAt(p, a)!.VmEnd);
@@ -169,9 +161,9 @@ public class MremapTests
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(2);
-        Fill(p, a, 2, 0x50);
+        p.Fill(a, 2, 0x50);
         ulong t = p.MmapAnon(4);
-        Fill(p, t, 4, 0x70);
+        p.Fill(t, 4, 0x70);
         long r = Mremap(p, a, 2 * P, 2 * P, MREMAP_MAYMOVE | MREMAP_FIXED, t + P);
         Assert.Equal((long)(t + P), r);
         Assert.Equal(0x70UL, p.Read(t));
@@ -186,7 +178,7 @@ public class MremapTests
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(4);
-        Fill(p, a, 4, 3);
+        p.Fill(a, 4, 3);
         ulong w = FreeWindow(p, 4);
         Assert.Equal((long)w, Mremap(p, a, 4 * P, 2 * P, MREMAP_MAYMOVE | MREMAP_FIXED, w));
         AssertContents(p, w, 2, 3);
@@ -203,7 +195,7 @@ public class MremapTests
         ulong w = FreeWindow(p, 32);
         ulong a = w;
         Assert.Equal((long)a, p.Mmap(a, 8 * P, RW, PA | MAP_FIXED));
-        Fill(p, a, 8, 0x200);
+        p.Fill(a, 8, 0x200);
         Assert.Equal(0, p.Mprotect(a + (2 * P), 2 * P, PROT_READ));
         Assert.Equal(0, p.Munmap(a + (5 * P), P));
         ulong t = w + (16 * P);
@@ -237,7 +229,7 @@ public class MremapTests
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(4);
-        Fill(p, a, 4, 0x40);
+        p.Fill(a, 4, 0x40);
         long committed = p.K.CommittedPages;
         long r = Mremap(p, a, 4 * P, 4 * P, MREMAP_MAYMOVE | MREMAP_DONTUNMAP);
         Assert.True(r > 0, Errno.Format(r));
@@ -260,7 +252,7 @@ public class MremapTests
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(4);
-        Fill(p, a, 4, 0x40);
+        p.Fill(a, 4, 0x40);
         long r = Mremap(p, a + P, P, P, MREMAP_MAYMOVE | MREMAP_DONTUNMAP);
         Assert.True(r > 0);
         Assert.Equal(0x40UL, p.Read(a));
@@ -354,7 +346,7 @@ public class MremapTests
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(4);
-        Fill(p, a, 4, 0x300);
+        p.Fill(a, 4, 0x300);
         var c = p.Fork();
         p.Mmap(a + (4 * P), P, PROT_READ, PA | MAP_FIXED);
         long r = Mremap(p, a, 4 * P, 8 * P, MREMAP_MAYMOVE);
@@ -399,7 +391,7 @@ public class MremapTests
         ulong src = w + (500 * P);
         ulong dst = w + (1024 * P) + (500 * P);
         Assert.Equal((long)src, p.Mmap(src, 600 * P, RW, PA | MAP_FIXED));
-        Fill(p, src, 600, 0x1000);
+        p.Fill(src, 600, 0x1000);
         Assert.Equal((long)dst, Mremap(p, src, 600 * P, 600 * P, MREMAP_MAYMOVE | MREMAP_FIXED, dst));
         AssertContents(p, dst, 600, 0x1000);
         p.AssertClean();
@@ -431,7 +423,7 @@ public class MremapTests
         long fd = p.MemfdCreate("m");
         Assert.Equal(0, p.Ftruncate(fd, (long)(4 * P)));
         long s = p.Mmap(0, 4 * P, RW, MAP_SHARED, fd);
-        Fill(p, (ulong)s, 4, 0x77);
+        p.Fill((ulong)s, 4, 0x77);
         long other = p.Mmap(0, 4 * P, PROT_READ, MAP_SHARED, fd);
         ulong w = FreeWindow(p, 4);
         Assert.Equal((long)w, Mremap(p, (ulong)s + P, 2 * P, 2 * P, MREMAP_MAYMOVE | MREMAP_FIXED, w));

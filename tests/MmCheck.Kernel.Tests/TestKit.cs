@@ -60,6 +60,15 @@ internal sealed class Proc
         Assert.True(r.Ok, $"store {addr:x} got {r}");
     }
 
+    /// <summary>Stores seed, seed + 1, … into the first word of each of <paramref name="pages"/> pages.</summary>
+    public void Fill(ulong addr, ulong pages, ulong seed)
+    {
+        for (ulong i = 0; i < pages; i++)
+        {
+            Write(addr + (i * 4096), seed + i);
+        }
+    }
+
     public Proc Fork()
     {
         var (child, ret) = K.Run(T, () => K.SysFork());

@@ -33,6 +33,7 @@ public class RunnerTests
         var r = Explore(Examples.PciProcfsMmapVsRevoke);
         Assert.Empty(r.Errors);
         Assert.True(r.Complete);
+        Assert.NotEmpty(r.States);
         Assert.All(r.States, s => Assert.StartsWith("-E", s.Outcome["User:p"], StringComparison.Ordinal));
     }
 }
