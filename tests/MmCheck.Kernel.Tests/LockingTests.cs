@@ -542,4 +542,39 @@ public class LockingTests
         Assert.IsType<InvalidOperationException>(e.InnerException);
         Assert.Single(((DirectScheduler)k.Sched).Defects);
     }
+
+    [Fact]
+    public void AClearedLockGraphForgetsItsEdgesAndReportsACycleAgain()
+    {
+        var g = new LockGraph();
+        var a = new LockGraph.Node(LockClass.MmapLock.Id, 0);
+        var b = new LockGraph.Node(LockClass.PtLock.Id, 0);
+        var c = new LockGraph.Node(LockClass.AnonVmaRwsem.Id, 0);
+        var ctx = new LockGraph.EdgeContext("held", "taken", "T0");
+        Assert.Null(g.AddEdge(a, b, ctx));
+        Assert.Null(g.AddEdge(c, b, ctx));
+        Assert.NotNull(g.AddEdge(b, a, ctx));
+        Assert.Equal([(a, b), (c, b), (b, a)], Enumerable.Range(0, g.EdgeCount).Select(i => (g.EdgeAt(i).From, g.EdgeAt(i).To)));
+        Assert.Equal([(a, b), (c, b), (b, a)], g.Edges.Select(e => e.Key));
+
+        g.Clear();
+        Assert.Equal(0, g.EdgeCount);
+        Assert.False(g.Contains(a, b));
+        Assert.Null(g.AddEdge(b, a, ctx));
+        var cycle = g.AddEdge(a, b, ctx);
+        Assert.NotNull(cycle);
+        Assert.Equal([(a, b), (b, a)], cycle.Select(e => (e.From, e.To)));
+    }
+
+    [Fact]
+    public void LockLabelsPrintAsTheEagerlyFormattedNamesDid()
+    {
+        var k = new Linux.Kernel();
+        Assert.Equal("ptl(pfn 1a2b)", new Linux.SpinLock(k, LockClass.PtLock, new LockLabel("ptl(pfn ", 0x1a2b, ")", Hex: true)).Name);
+        Assert.Equal("mm#12.mmap_lock", new RwSemaphore(k, LockClass.MmapLock, new LockLabel("mm#", 12, ".mmap_lock")).Name);
+        Assert.Equal("resource_lock", new RwSemaphore(k, LockClass.ResourceLock, "resource_lock").Name);
+        var p = Proc.Boot();
+        Assert.Equal($"mm#{p.Mm.Id}.mmap_lock", p.Mm.MmapLock.Name);
+        Assert.Equal($"mm#{p.Mm.Id}.page_table_lock", p.Mm.PageTableLock.ToString());
+    }
 }

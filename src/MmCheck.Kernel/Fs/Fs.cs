@@ -29,7 +29,7 @@ public sealed class Inode
         Kind = kind;
         Path = path;
         IMapping = new AddressSpace(k, this);
-        IRwsem = new RwSemaphore(k, LockClass.IRwsem, $"inode#{ino}.i_rwsem");
+        IRwsem = new RwSemaphore(k, LockClass.IRwsem, new LockLabel("inode#", ino, ".i_rwsem"));
     }
 
     public override string ToString() => $"inode#{Ino}({Kind})";
@@ -61,8 +61,8 @@ public sealed class AddressSpace
     {
         Host = host;
         Handle = k.Handles.Register(this);
-        IMmapRwsem = new RwSemaphore(k, LockClass.IMmapRwsem, $"mapping#{host.Ino}.i_mmap_rwsem");
-        IPagesLock = new SpinLock(k, LockClass.IPagesLock, $"mapping#{host.Ino}.i_pages");
+        IMmapRwsem = new RwSemaphore(k, LockClass.IMmapRwsem, new LockLabel("mapping#", host.Ino, ".i_mmap_rwsem"));
+        IPagesLock = new SpinLock(k, LockClass.IPagesLock, new LockLabel("mapping#", host.Ino, ".i_pages"));
         PagesObj = ObjId.Make(ObjId.Kind.PageCache, host.Ino);
     }
 

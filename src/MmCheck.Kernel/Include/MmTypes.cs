@@ -64,8 +64,8 @@ public sealed class MmStruct
         Pgd = pgd;
         TaskSize = taskSize;
         MmMt = new VmaTree(k, this);
-        MmapLock = new RwSemaphore(k, LockClass.MmapLock, $"mm#{id}.mmap_lock");
-        PageTableLock = new SpinLock(k, LockClass.PageTableLock, $"mm#{id}.page_table_lock");
+        MmapLock = new RwSemaphore(k, LockClass.MmapLock, new LockLabel("mm#", (ulong)id, ".mmap_lock"));
+        PageTableLock = new SpinLock(k, LockClass.PageTableLock, new LockLabel("mm#", (ulong)id, ".page_table_lock"));
     }
 
     public long GetMmCounter(MmCounter c) => RssStat[(int)c];
@@ -316,7 +316,7 @@ public sealed class AnonVma
         Handle = handle;
         Root = this;
         Parent = this;
-        Rwsem = new RwSemaphore(k, LockClass.AnonVmaRwsem, $"anon_vma#{id}.rwsem");
+        Rwsem = new RwSemaphore(k, LockClass.AnonVmaRwsem, new LockLabel("anon_vma#", (ulong)id, ".rwsem"));
     }
 
     public override string ToString() => $"anon_vma#{Id}";

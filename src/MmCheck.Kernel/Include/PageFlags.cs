@@ -113,7 +113,20 @@ public sealed class MemMap
         {
             Array.Resize(ref _chunks, Math.Max((int)c + 1, 2 * _chunks.Length));
         }
-        return _chunks[c] ??= new Desc[PagesPerChunk];
+        return _chunks[c] ??= RecycledArrays<Desc>.Rent(PagesPerChunk);
+    }
+
+    /// <summary>Gives the chunks back (<see cref="Kernel.Recycle"/>).</summary>
+    internal void Recycle()
+    {
+        foreach (var chunk in _chunks)
+        {
+            if (chunk is not null)
+            {
+                RecycledArrays<Desc>.Return(chunk);
+            }
+        }
+        _chunks = [];
     }
 
     /// <summary>Bytes of descriptors allocated so far (for the memory-per-page benchmark).</summary>

@@ -55,7 +55,7 @@ public sealed class PageTable
     /// table's lock: the split PTL for PTE tables, the split PMD lock for PMD tables, mm->page_table_lock
     /// above (init_mm's for kernel tables). The CPU sets A/D, and GUP-fast and the page walker read,
     /// without any lock.</summary>
-    public readonly ulong[] Entries;
+    public ulong[] Entries { get; private set; }
     /// <summary>ptdesc->ptl: the split PTE (level 1) or PMD (level 2) lock.</summary>
     public readonly SpinLock? Ptl;
     /// <summary>The mm that owns it; init_mm for kernel tables.</summary>
@@ -69,11 +69,18 @@ public sealed class PageTable
         Pfn = pfn;
         Level = level;
         Mm = mm;
-        Entries = new ulong[entries];
+        Entries = RecycledArrays<ulong>.Rent(entries);
         if (level <= 2)
         {
-            Ptl = new SpinLock(k, LockClass.PtLock, $"ptl(pfn {pfn:x})");
+            Ptl = new SpinLock(k, LockClass.PtLock, new LockLabel("ptl(pfn ", pfn, ")", Hex: true));
         }
+    }
+
+    /// <summary>Gives the entries back (<see cref="Kernel.Recycle"/>); a stale use then fails loudly.</summary>
+    internal void Recycle()
+    {
+        RecycledArrays<ulong>.Return(Entries);
+        Entries = [];
     }
 
     public override string ToString() => $"{PgTable.LevelName(Level)} table pfn {Pfn:x}";

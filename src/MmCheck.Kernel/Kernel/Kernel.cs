@@ -84,6 +84,22 @@ public sealed partial class Kernel
         RegisterBuiltinInvariants();
     }
 
+    /// <summary>
+    /// Model-only: this instance is finished; its storage (page-table entries, mem_map chunks, TLB
+    /// sets) goes to this thread's <see cref="RecycledArrays{T}"/> for the next instance built on it.
+    /// Nothing may use the instance afterwards (its tables are gone, so a stray use throws): the
+    /// explorer calls it when it begins the next execution.
+    /// </summary>
+    public void Recycle()
+    {
+        RecyclePageTables();
+        MemMap.Recycle();
+        foreach (var cpu in Cpus)
+        {
+            cpu.Tlb.Recycle();
+        }
+    }
+
     /// <summary>Hands the kernel to another scheduler (between runs, never inside one).</summary>
     public void UseScheduler(Scheduler scheduler)
     {

@@ -79,12 +79,34 @@ public sealed class LockGraph
     public readonly record struct EdgeContext(string HeldIn, string TakenIn, string Task);
 
     private readonly Dictionary<(Node From, Node To), EdgeContext> _edges = [];
+    /// <summary>The edges in the order they were added.</summary>
+    private readonly List<(Node From, Node To)> _order = [];
     private readonly Dictionary<Node, List<Node>> _succ = [];
     private readonly HashSet<(Node, Node)> _reported = [];
     /// <summary>Edges already known, packed, so the common case (a known edge) is one probe.</summary>
     private readonly HashSet<long> _known = [];
 
+    // FindPath's scratch: edges are added on every execution's first acquisitions, and a fresh
+    // queue and maps per search would be most of what lockdep allocates.
+    private readonly Dictionary<Node, Node> _prev = [];
+    private readonly Queue<Node> _queue = new();
+
     public int EdgeCount => _edges.Count;
+
+    /// <summary>Forgets every edge, keeping the storage: a worker reuses one graph for unit after
+    /// unit instead of allocating a graph per unit.</summary>
+    public void Clear()
+    {
+        _edges.Clear();
+        _order.Clear();
+        foreach (var list in _succ.Values)
+        {
+            list.Clear();
+        }
+        _reported.Clear();
+        _known.Clear();
+        _lastKnown = -1;
+    }
 
     private static long Pack(Node from, Node to) =>
         ((long)((from.ClassId << 4) | from.Subclass) << 32) | (uint)((to.ClassId << 4) | to.Subclass);
@@ -111,7 +133,16 @@ public sealed class LockGraph
         return true;
     }
 
-    public IEnumerable<KeyValuePair<(Node From, Node To), EdgeContext>> Edges => _edges;
+    /// <summary>The edges in the order they were added.</summary>
+    public IEnumerable<KeyValuePair<(Node From, Node To), EdgeContext>> Edges =>
+        _order.Select(e => KeyValuePair.Create(e, _edges[e]));
+
+    /// <summary>The <paramref name="i"/>-th edge added (0 ≤ i &lt; <see cref="EdgeCount"/>).</summary>
+    public (Node From, Node To, EdgeContext Ctx) EdgeAt(int i)
+    {
+        var e = _order[i];
+        return (e.From, e.To, _edges[e]);
+    }
 
     /// <summary>Adds an edge; returns the cycle it closes (edges from <paramref name="to"/> back to
     /// <paramref name="from"/>) if it closes one that was not reported before.</summary>
@@ -122,6 +153,7 @@ public sealed class LockGraph
             return null;
         }
         _edges.Add((from, to), ctx);
+        _order.Add((from, to));
         if (!_succ.TryGetValue(from, out var list))
         {
             _succ[from] = list = [];
@@ -155,12 +187,15 @@ public sealed class LockGraph
         return found;
     }
 
+    /// <summary>Breadth-first search for the shortest path of edges <paramref name="from"/> → <paramref name="to"/>.</summary>
     private List<Node>? FindPath(Node from, Node to)
     {
-        var prev = new Dictionary<Node, Node>();
-        var queue = new Queue<Node>();
+        var prev = _prev;
+        var queue = _queue;
+        prev.Clear();
+        queue.Clear();
         queue.Enqueue(from);
-        var seen = new HashSet<Node> { from };
+        prev[from] = from;
         while (queue.Count > 0)
         {
             var n = queue.Dequeue();
@@ -178,9 +213,8 @@ public sealed class LockGraph
             {
                 foreach (var m in next)
                 {
-                    if (seen.Add(m))
+                    if (prev.TryAdd(m, n))
                     {
-                        prev[m] = n;
                         queue.Enqueue(m);
                     }
                 }

@@ -11,17 +11,20 @@ public abstract class LockBase
     public readonly Kernel K;
     /// <summary>Footprint identity (<see cref="ObjId.Kind.Lock"/>).</summary>
     public readonly ulong Obj;
-    /// <summary>A label for traces: "mm#2.mmap_lock".</summary>
-    public readonly string Name;
+    private readonly LockLabel _label;
+    private string? _name;
     private protected Queue<(TaskStruct Task, bool Read)>? Waiters;
 
-    protected LockBase(Kernel k, LockClass cls, string name)
+    protected LockBase(Kernel k, LockClass cls, LockLabel label)
     {
         K = k;
         Class = cls;
-        Name = name;
+        _label = label;
         Obj = ObjId.Make(ObjId.Kind.Lock, k.NextObjectId());
     }
+
+    /// <summary>A label for traces: "mm#2.mmap_lock".</summary>
+    public string Name => _name ??= _label.ToString();
 
     public override string ToString() => Name;
 
@@ -36,9 +39,24 @@ public abstract class LockBase
     public abstract bool IsLocked { get; }
 }
 
+/// <summary>
+/// A lock's label, formatted only when something prints it: a kernel is built for every explored
+/// execution and most of its locks' labels are never read. <c>"{Prefix}{Id}{Suffix}"</c>, the id in
+/// hex when <see cref="Hex"/>; a plain string converts to a label without an id.
+/// </summary>
+public readonly record struct LockLabel(string Prefix, ulong Id, string? Suffix, bool Hex = false)
+{
+    public static implicit operator LockLabel(string text) => new(text, 0, null);
+
+    public override string ToString() =>
+        Suffix is null ? Prefix :
+        Hex ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Prefix}{Id:x}{Suffix}") :
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Prefix}{Id}{Suffix}");
+}
+
 /// <summary>spinlock_t. Holding one disables preemption: sleeping under it is a finding.</summary>
 [KernelSymbol("spinlock_t", "include/linux/spinlock_types.h")]
-public sealed class SpinLock(Kernel k, LockClass cls, string name) : LockBase(k, cls, name)
+public sealed class SpinLock(Kernel k, LockClass cls, LockLabel name) : LockBase(k, cls, name)
 {
     private TaskStruct? _owner;
 
@@ -153,7 +171,7 @@ public sealed class SpinLock(Kernel k, LockClass cls, string name) : LockBase(k,
 /// a writer alone, or every queued reader (rwsem_mark_wake() wakes readers in bulk).
 /// </remarks>
 [KernelSymbol("rw_semaphore", "include/linux/rwsem.h")]
-public sealed class RwSemaphore(Kernel k, LockClass cls, string name) : LockBase(k, cls, name)
+public sealed class RwSemaphore(Kernel k, LockClass cls, LockLabel name) : LockBase(k, cls, name)
 {
     private TaskStruct? _writer;
     private readonly List<TaskStruct> _readers = [];
@@ -431,7 +449,7 @@ public sealed class RwSemaphore(Kernel k, LockClass cls, string name) : LockBase
 
 /// <summary>struct mutex: driver locks, vfio's vma_lock.</summary>
 [KernelSymbol("mutex", "include/linux/mutex.h")]
-public sealed class Mutex(Kernel k, LockClass cls, string name) : LockBase(k, cls, name)
+public sealed class Mutex(Kernel k, LockClass cls, LockLabel name) : LockBase(k, cls, name)
 {
     private TaskStruct? _owner;
 

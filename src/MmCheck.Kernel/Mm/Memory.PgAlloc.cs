@@ -10,6 +10,21 @@ public sealed partial class Kernel
     /// <summary>pgd_list: every PGD, for arch_sync_kernel_mappings() on x86-32. Protected by pgd_lock.</summary>
     public readonly List<MmStruct> PgdList = [];
 
+    /// <summary>Every page-table page this instance built, freed or not, for <see cref="RecyclePageTables"/>.</summary>
+    private readonly List<PageTable> _tables = [];
+
+    /// <summary>Gives every table's entries and the table cache back (<see cref="Recycle"/>).</summary>
+    private void RecyclePageTables()
+    {
+        foreach (var t in _tables)
+        {
+            t.Recycle();
+        }
+        _tables.Clear();
+        RecycledArrays<PageTable?>.Return(_tableCache);
+        _tableCache = [];
+    }
+
     /// <summary>A fresh page-table page (pagetable_alloc + pagetable_*_ctor), or null when out of memory.</summary>
     internal PageTable? TryNewPageTable(MmStruct? mm, int level)
     {
@@ -19,6 +34,7 @@ public sealed partial class Kernel
             return null;
         }
         var t = new PageTable(this, mm!, page.Pfn, level, Paging.PtrsOfLevel(level));
+        _tables.Add(t);
         MemMap.Flags(page.Pfn) = (uint)PageFlags.PGTY_table;
         MemMap.Mapping(page.Pfn) = Handles.Register(t);
         return t;
@@ -47,7 +63,7 @@ public sealed partial class Kernel
     /// <summary>The tables <see cref="TableOf"/> found last, direct-mapped by pfn. A table's entry is
     /// dropped when <see cref="FreePageTable"/> frees it, so a hit is the table the descriptor names.
     /// Model-only: it saves the descriptor and handle lookups that every level of every walk makes.</summary>
-    private readonly PageTable?[] _tableCache = new PageTable?[TableCacheSize];
+    private PageTable?[] _tableCache = RecycledArrays<PageTable?>.Rent(TableCacheSize);
 
     /// <summary>The table a non-leaf entry points to (pXd_pgtable / page_address of its pfn).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

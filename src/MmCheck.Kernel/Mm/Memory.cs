@@ -101,7 +101,7 @@ public sealed partial class Kernel
 
     private readonly Dictionary<ulong, FolioLockState> _folioLocks = [];
 
-    private sealed class FolioLockState(Kernel k, ulong pfn) : LockBase(k, LockClass.FolioLock, $"folio(pfn {pfn:x}).lock")
+    private sealed class FolioLockState(Kernel k, ulong pfn) : LockBase(k, LockClass.FolioLock, new LockLabel("folio(pfn ", pfn, ").lock", Hex: true))
     {
         public readonly WaitQueueHead Sleepers = new(k);
         public TaskStruct? Owner;

@@ -30,13 +30,13 @@ public sealed class Tlb(int cpu)
     private const int InitialBlocks = 9;
 
     /// <summary>Each set's block number (at most <see cref="Sets"/>); 0 = none yet.</summary>
-    private readonly byte[] _block = new byte[Sets];
+    private byte[] _block = RecycledArrays<byte>.Rent(Sets);
     /// <summary>Blocks handed out so far, block 0 included.</summary>
     private int _blocks = 1;
     /// <summary>Tag per slot: (mm + 1) above the VPN; 0 marks an empty slot.</summary>
     private ulong[] _tags = s_emptyTags;
     private TlbEntry[] _data = s_emptyData;
-    private readonly byte[] _victim = new byte[Sets];
+    private byte[] _victim = RecycledArrays<byte>.Rent(Sets);
     private int _count;
     /// <summary>How many slots map each frame, so freeing a frame checks the TLB in O(1).</summary>
     private readonly PfnCounts _byPfn = new(Capacity);
@@ -54,11 +54,36 @@ public sealed class Tlb(int cpu)
         if (b + Ways > _tags.Length)
         {
             int n = Math.Min(Math.Max(2 * _tags.Length, InitialBlocks * Ways), (Sets + 1) * Ways);
-            Array.Resize(ref _tags, n);
-            Array.Resize(ref _data, n);
+            _tags = Grow(_tags, n);
+            _data = Grow(_data, n);
         }
         _block[set] = (byte)block;
         return b;
+    }
+
+    private static T[] Grow<T>(T[] old, int n)
+    {
+        var a = RecycledArrays<T>.Rent(n);
+        old.CopyTo(a, 0);
+        if (old.Length > Ways)
+        {
+            RecycledArrays<T>.Return(old);
+        }
+        return a;
+    }
+
+    /// <summary>Gives the storage back (<see cref="Kernel.Recycle"/>); the TLB is then empty and unusable.</summary>
+    internal void Recycle()
+    {
+        if (_tags.Length > Ways)
+        {
+            RecycledArrays<ulong>.Return(_tags);
+            RecycledArrays<TlbEntry>.Return(_data);
+        }
+        RecycledArrays<byte>.Return(_block);
+        RecycledArrays<byte>.Return(_victim);
+        (_tags, _data, _block, _victim) = (s_emptyTags, s_emptyData, [], []);
+        _byPfn.Recycle();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -268,8 +293,8 @@ public sealed class Tlb(int cpu)
 internal sealed class PfnCounts(int maxEntries)
 {
     private const int InitialSlots = 16;
-    private ulong[] _keys = new ulong[InitialSlots];   // pfn + 1; 0 = empty
-    private int[] _counts = new int[InitialSlots];
+    private ulong[] _keys = RecycledArrays<ulong>.Rent(InitialSlots);   // pfn + 1; 0 = empty
+    private int[] _counts = RecycledArrays<int>.Rent(InitialSlots);
     private int _mask = InitialSlots - 1;
     private int _used;
 
@@ -317,8 +342,8 @@ internal sealed class PfnCounts(int maxEntries)
     private void Grow()
     {
         var (keys, counts) = (_keys, _counts);
-        _keys = new ulong[keys.Length * 2];
-        _counts = new int[keys.Length * 2];
+        _keys = RecycledArrays<ulong>.Rent(keys.Length * 2);
+        _counts = RecycledArrays<int>.Rent(keys.Length * 2);
         _mask = _keys.Length - 1;
         for (int j = 0; j < keys.Length; j++)
         {
@@ -333,6 +358,16 @@ internal sealed class PfnCounts(int maxEntries)
                 _counts[i] = counts[j];
             }
         }
+        RecycledArrays<ulong>.Return(keys);
+        RecycledArrays<int>.Return(counts);
+    }
+
+    /// <summary>Gives the storage back (<see cref="Tlb.Recycle"/>).</summary>
+    public void Recycle()
+    {
+        RecycledArrays<ulong>.Return(_keys);
+        RecycledArrays<int>.Return(_counts);
+        (_keys, _counts, _mask, _used) = ([], [], 0, 0);
     }
 
     private void Remove(int hole)
