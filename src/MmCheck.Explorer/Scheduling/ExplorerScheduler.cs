@@ -86,6 +86,8 @@ public sealed class ExplorerScheduler : Scheduler
         _inStep = false;
         _switched = false;
         _dirty = true;
+        // The previous execution is finished and observed: its kernel's memory serves the next one.
+        _kernel?.Recycle();
         _kernel = null;
         _graph = null;
         _maxSteps = maxSteps;

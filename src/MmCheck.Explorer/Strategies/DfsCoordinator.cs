@@ -160,23 +160,13 @@ internal sealed class DfsCoordinator
 
     private static UnitSpec UnitFor(SharedNode n, int choice, List<SleepEntry> sleep)
     {
-        int len = n.Depth + 1;
-        var key = new int[len];
-        var isData = new bool[len];
-        var nodes = new SharedNode[len];
-        key[len - 1] = choice;
-        var m = n;
-        for (int i = len - 1; i >= 0; i--)
+        var key = new int[n.Depth + 1];
+        key[n.Depth] = choice;
+        for (var m = n; m.Parent is not null; m = m.Parent)
         {
-            isData[i] = m!.IsData;
-            nodes[i] = m;
-            if (i > 0)
-            {
-                key[i - 1] = m.ChoiceFromParent;
-            }
-            m = m.Parent;
+            key[m.Depth - 1] = m.ChoiceFromParent;
         }
-        return new UnitSpec(key, isData, nodes, sleep);
+        return new UnitSpec(key, n, sleep);
     }
 
     private void EnqueueLocked(UnitSpec unit)

@@ -79,12 +79,16 @@ internal sealed class DfsEngine : IScheduleController
         for (int j = 0; j < unit.Key.Length; j++)
         {
             var n = Rent();
-            n.IsData = unit.KeyIsData[j];
             n.Chosen = unit.Key[j];
-            n.Shared = unit.Nodes[j];
             n.InSharedTop = true;
             n.Step = -1;
             _nodes.Add(n);
+        }
+        var shared = unit.Node;
+        for (int j = unit.Key.Length - 1; j >= 0; j--, shared = shared.Parent)
+        {
+            _nodes[j].Shared = shared!;
+            _nodes[j].IsData = shared!.IsData;
         }
         _replay = unit.Key.Length;
         bool first = true;
@@ -259,7 +263,7 @@ internal sealed class DfsEngine : IScheduleController
             var node = _nodes[st.Node];
             if (!node.ChosenRecorded)
             {
-                node.ChosenFoot = foot.Length == 0 ? s_noFoot : foot.ToArray();
+                node.ChosenStep = step;
                 node.ChosenHasData = st.DataLen > 0;
                 node.ChosenRecorded = true;
             }
@@ -339,13 +343,14 @@ internal sealed class DfsEngine : IScheduleController
                 node.Done |= 1UL << node.Chosen;
                 if (!_plain && node.ChosenRecorded && !node.ChosenHasData)
                 {
-                    node.DoneEntries.Add(new SleepEntry(node.Chosen, node.ChosenFoot!));
+                    node.DoneEntries.Add(new SleepEntry(node.Chosen, ChosenFoot(node)!));
                 }
                 ulong pending = node.Backtrack & ~node.Done & ~node.SleepMask & node.Enabled & Allowed(node);
                 if (pending != 0)
                 {
                     node.Chosen = BitOperations.TrailingZeroCount(pending);
                     node.ChosenRecorded = false;
+                    node.ChosenStep = -1;
                     node.ChosenFoot = null;
                     Truncate(idx + 1);
                     _replay = idx + 1;
@@ -431,7 +436,7 @@ internal sealed class DfsEngine : IScheduleController
                 IsData = node.IsData,
                 Enabled = node.Enabled,
                 First = node.Chosen,
-                FirstFoot = node.ChosenFoot,
+                FirstFoot = ChosenFoot(node),
                 FirstHasData = node.ChosenHasData,
                 SleepMask = node.SleepMask,
                 Sleep = node.Sleep.Count == 0 ? s_noSleep : [.. node.Sleep],
@@ -448,6 +453,22 @@ internal sealed class DfsEngine : IScheduleController
         _requests.Clear();
         _commitRequests.Clear();
         _published.Clear();
+    }
+
+    /// <summary>The footprint of the node's chosen step, copied out of the log on first need
+    /// (the log holds the current execution, which passed the node); null before the step ran.</summary>
+    private ulong[]? ChosenFoot(DfsNode node)
+    {
+        if (!node.ChosenRecorded)
+        {
+            return null;
+        }
+        if (node.ChosenFoot is null)
+        {
+            var foot = _s.Log.FootOf(node.ChosenStep);
+            node.ChosenFoot = foot.Length == 0 ? s_noFoot : foot.ToArray();
+        }
+        return node.ChosenFoot;
     }
 
     private void FillThreadNode(DfsNode node, ExplorerScheduler s, ulong en)

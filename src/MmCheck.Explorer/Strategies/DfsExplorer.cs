@@ -18,14 +18,16 @@ internal static class DfsExplorer
         {
             var sched = new ExplorerScheduler();
             var engine = new DfsEngine(target, sched, settings, coord);
+            var graph = new LockGraph();
+            var state = new DfsResults.UnitState();
             while (coord.TryTake(out var unit))
             {
                 try
                 {
-                    // One lock graph per unit: what lockdep sees inside a unit depends on the unit
-                    // alone; cycles across units show when the graphs merge.
-                    var graph = new LockGraph();
-                    var state = new DfsResults.UnitState(unit);
+                    // A fresh lock graph per unit: what lockdep sees inside a unit depends on the
+                    // unit alone; cycles across units show when the results merge their edges.
+                    graph.Clear();
+                    state.Begin(unit);
                     bool complete = engine.ExploreUnit(unit, () => graph, (s, end, outcome) =>
                     {
                         if (results.Collect(state, s, end, outcome))

@@ -34,7 +34,11 @@ internal sealed class DfsNode
     public SharedNode? Shared;
     /// <summary>Above the split depth: shared, published when a request first needs it.</summary>
     public bool InSharedTop;
-    /// <summary>Footprint of the chosen child's step, once it ran.</summary>
+    /// <summary>The chosen child's step in the execution log, once it ran. Its footprint is copied
+    /// out (<see cref="ChosenFoot"/>) only when a sleep set or the shared tree needs it, which most
+    /// nodes never do; replays are deterministic, so the step is the same in every execution that
+    /// passes the node.</summary>
+    public int ChosenStep;
     public ulong[]? ChosenFoot;
     public bool ChosenHasData;
     public bool ChosenRecorded;
@@ -57,6 +61,7 @@ internal sealed class DfsNode
         PreemptionsBefore = 0;
         Shared = null;
         InSharedTop = false;
+        ChosenStep = -1;
         ChosenFoot = null;
         ChosenHasData = false;
         ChosenRecorded = false;

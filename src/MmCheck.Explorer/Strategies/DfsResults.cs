@@ -10,13 +10,23 @@ namespace MmCheck.Explorer;
 /// </summary>
 internal sealed class DfsResults(TraceFactory traces)
 {
-    /// <summary>Per-unit state: its key, the next execution index, the dependencies it has seen.</summary>
-    internal sealed class UnitState(UnitSpec spec)
+    /// <summary>A worker's state for the unit it explores: the unit's key, the next execution
+    /// index, how many of the unit's lock-graph edges earlier executions reported.</summary>
+    internal sealed class UnitState
     {
-        public UnitSpec Spec { get; } = spec;
+        public UnitSpec Spec { get; private set; } = UnitSpec.Root;
         public int Exec;
-        public int EdgeSeq;
-        public readonly HashSet<(LockGraph.Node, LockGraph.Node)> KnownEdges = [];
+        /// <summary>The unit's graph only grows, so the edges after these are an execution's new ones.</summary>
+        public int EdgesSeen;
+        /// <summary>Scratch: the current execution's new edges, with their sequence numbers.</summary>
+        public readonly List<(LockGraph.Node From, LockGraph.Node To, LockGraph.EdgeContext Ctx, int Seq)> NewEdges = [];
+
+        public void Begin(UnitSpec spec)
+        {
+            Spec = spec;
+            Exec = 0;
+            EdgesSeen = 0;
+        }
     }
 
     private sealed record Kept<T>(RunKey Key, int Seq, T Value);
@@ -40,14 +50,14 @@ internal sealed class DfsResults(TraceFactory traces)
     {
         var key = new RunKey(u.Spec.Key, u.Exec++);
         List<(LockGraph.Node From, LockGraph.Node To, LockGraph.EdgeContext Ctx, int Seq)>? newEdges = null;
-        if (s.LastEdgeStep >= 0 && s.Graph is { } g)
+        if (s.LastEdgeStep >= 0 && s.Graph is { } g && g.EdgeCount > u.EdgesSeen)
         {
-            foreach (var kv in g.Edges)
+            newEdges = u.NewEdges;
+            newEdges.Clear();
+            for (; u.EdgesSeen < g.EdgeCount; u.EdgesSeen++)
             {
-                if (u.KnownEdges.Add(kv.Key))
-                {
-                    (newEdges ??= []).Add((kv.Key.From, kv.Key.To, kv.Value, u.EdgeSeq++));
-                }
+                var (from, to, ctx) = g.EdgeAt(u.EdgesSeen);
+                newEdges.Add((from, to, ctx, u.EdgesSeen));
             }
         }
         bool found = false;

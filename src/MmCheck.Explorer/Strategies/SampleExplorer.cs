@@ -95,6 +95,7 @@ internal static class SampleExplorer
             var col = collectors[w] = new RunCollector(traces);
             var rnd = new RandomController();
             var pct = new PctController();
+            var graph = new LockGraph();
             while (true)
             {
                 if (budget.ShouldStop())
@@ -118,7 +119,7 @@ internal static class SampleExplorer
                     rnd.Reset(seed);
                     ctl = rnd;
                 }
-                var graph = new LockGraph();
+                graph.Clear();
                 sched.BeginExecution(ctl, storeFootprint: false, recordEffects: false, opt.MaxStepsPerSchedule, opt.InvariantChecks);
                 var ex = target.Prepare(sched, graph);
                 sched.Attach(ex.Kernel, graph);

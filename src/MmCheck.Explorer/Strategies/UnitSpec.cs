@@ -7,20 +7,19 @@ namespace MmCheck.Explorer;
 /// </summary>
 internal sealed class UnitSpec
 {
-    public static readonly UnitSpec Root = new([], [], [], []);
+    public static readonly UnitSpec Root = new([], null, []);
 
-    public UnitSpec(int[] key, bool[] keyIsData, SharedNode[] nodes, List<SleepEntry> sleepCandidates)
+    public UnitSpec(int[] key, SharedNode? node, List<SleepEntry> sleepCandidates)
     {
         Key = key;
-        KeyIsData = keyIsData;
-        Nodes = nodes;
+        Node = node;
         SleepCandidates = sleepCandidates;
     }
 
     public int[] Key { get; }
-    public bool[] KeyIsData { get; }
-    /// <summary>The shared nodes along the key; the last is where the unit's own choice is made.</summary>
-    public SharedNode[] Nodes { get; }
+    /// <summary>The shared node where the unit's own choice is made (null for the root unit); the
+    /// nodes above it along the key are its ancestors.</summary>
+    public SharedNode? Node { get; }
     /// <summary>The sleep set in force at the unit's own choice.</summary>
     public List<SleepEntry> SleepCandidates { get; }
 
