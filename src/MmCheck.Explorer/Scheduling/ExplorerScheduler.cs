@@ -78,6 +78,7 @@ public sealed class ExplorerScheduler : Scheduler
         {
             _slots[i].Continuation = null;
             _slots[i].Body = null;
+            _slots[i].Task = null!;
         }
         TaskCount = 0;
         Log.Reset();

@@ -524,12 +524,22 @@ internal sealed class DfsEngine : IScheduleController
 
     private DfsNode Rent()
     {
-        var n = _pool.Count > 0 ? _pool.Pop() : new DfsNode();
+        if (_pool.Count > 0)
+        {
+            return _pool.Pop();
+        }
+        var n = new DfsNode();
         n.Reset();
         return n;
     }
 
-    private void Return(DfsNode n) => _pool.Push(n);
+    /// <summary>Pools a node, reset: a pooled node must not keep shared nodes (and the tree above
+    /// them), footprints or sleep sets alive for the collector to copy.</summary>
+    private void Return(DfsNode n)
+    {
+        n.Reset();
+        _pool.Push(n);
+    }
 
     private void Truncate(int count)
     {
