@@ -96,9 +96,11 @@ internal sealed class DfsCoordinator
 
     /// <summary>
     /// Commits one execution: the shared nodes it published (in path order) and the races it found
-    /// at shared nodes.
+    /// at shared nodes. <paramref name="path"/> is the execution's path of branching nodes, whose
+    /// choices are the keys of new units (read there rather than up the shared tree, which other
+    /// workers may have built).
     /// </summary>
-    public void Commit(List<DfsNode> created, List<(SharedNode Node, ulong Candidates)> requests)
+    public void Commit(List<DfsNode> path, List<DfsNode> created, List<(SharedNode Node, ulong Candidates)> requests)
     {
         if (created.Count == 0 && requests.Count == 0)
         {
@@ -116,7 +118,7 @@ internal sealed class DfsCoordinator
                     {
                         if (v != n.First)
                         {
-                            EnqueueLocked(UnitFor(n, v, n.Sleep));
+                            EnqueueLocked(UnitFor(path, n, v, n.Sleep));
                         }
                     }
                     continue;
@@ -128,20 +130,20 @@ internal sealed class DfsCoordinator
                     {
                         int q = BitOperations.TrailingZeroCount(m);
                         n.Added |= 1UL << q;
-                        EnqueueLocked(UnitFor(n, q, []));
+                        EnqueueLocked(UnitFor(path, n, q, []));
                     }
                 }
             }
             foreach (var (n, candidates) in requests)
             {
-                RequestLocked(n, candidates);
+                RequestLocked(path, n, candidates);
             }
         }
     }
 
     /// <summary>A race needs one of <paramref name="candidates"/> explored at <paramref name="n"/>.
     /// The lowest is taken, so that races with overlapping candidates agree on one unit.</summary>
-    private void RequestLocked(SharedNode n, ulong candidates)
+    private void RequestLocked(List<DfsNode> path, SharedNode n, ulong candidates)
     {
         int pick = BitOperations.TrailingZeroCount(candidates);
         if ((candidates & (n.SleepMask | (1UL << n.First))) != 0 || (n.Added & (1UL << pick)) != 0)
@@ -155,18 +157,25 @@ internal sealed class DfsCoordinator
             // The first branch is explored by its creator: it sleeps here.
             sleep = [.. n.Sleep, new SleepEntry(n.First, n.FirstFoot)];
         }
-        EnqueueLocked(UnitFor(n, pick, sleep));
+        EnqueueLocked(UnitFor(path, n, pick, sleep));
     }
 
-    private static UnitSpec UnitFor(SharedNode n, int choice, List<SleepEntry> sleep)
+    /// <summary>The unit of choice <paramref name="choice"/> at <paramref name="n"/>, which is
+    /// <paramref name="path"/>[n.Depth].</summary>
+    private static UnitSpec UnitFor(List<DfsNode> path, SharedNode n, int choice, List<SleepEntry> sleep)
     {
         var key = new int[n.Depth + 1];
-        key[n.Depth] = choice;
-        for (var m = n; m.Parent is not null; m = m.Parent)
+        var dataBits = new ulong[(n.Depth >> 6) + 1];
+        for (int j = 0; j <= n.Depth; j++)
         {
-            key[m.Depth - 1] = m.ChoiceFromParent;
+            key[j] = path[j].Chosen;
+            if (path[j].IsData)
+            {
+                dataBits[j >> 6] |= 1UL << (j & 63);
+            }
         }
-        return new UnitSpec(key, n, sleep);
+        key[n.Depth] = choice;
+        return new UnitSpec(key, dataBits, n, sleep);
     }
 
     private void EnqueueLocked(UnitSpec unit)

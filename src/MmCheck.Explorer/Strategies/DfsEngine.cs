@@ -79,16 +79,16 @@ internal sealed class DfsEngine : IScheduleController
         for (int j = 0; j < unit.Key.Length; j++)
         {
             var n = Rent();
+            n.IsData = unit.IsData(j);
             n.Chosen = unit.Key[j];
             n.InSharedTop = true;
             n.Step = -1;
             _nodes.Add(n);
         }
-        var shared = unit.Node;
-        for (int j = unit.Key.Length - 1; j >= 0; j--, shared = shared.Parent)
+        if (unit.Node is { } own)
         {
-            _nodes[j].Shared = shared!;
-            _nodes[j].IsData = shared!.IsData;
+            // The shared nodes above are looked up only if a race needs one (SharedAt).
+            _nodes[^1].Shared = own;
         }
         _replay = unit.Key.Length;
         bool first = true;
@@ -420,7 +420,8 @@ internal sealed class DfsEngine : IScheduleController
             deepest = Math.Max(deepest, idx);
         }
         var published = _published;
-        for (int i = 0; i <= deepest && i < _nodes.Count; i++)
+        // The unit's own nodes are shared already; the ones below are published down to the deepest needed.
+        for (int i = _unit.Key.Length; i <= deepest && i < _nodes.Count; i++)
         {
             var node = _nodes[i];
             if (node.Shared is not null)
@@ -446,13 +447,32 @@ internal sealed class DfsEngine : IScheduleController
         }
         foreach (var (idx, cand) in _requests)
         {
-            _commitRequests.Add((_nodes[idx].Shared!, cand));
+            _commitRequests.Add((SharedAt(idx), cand));
         }
-        _coord!.Commit(published, _commitRequests);
+        _coord!.Commit(_nodes, published, _commitRequests);
         _created.Clear();
         _requests.Clear();
         _commitRequests.Clear();
         _published.Clear();
+    }
+
+    /// <summary>The shared node at <paramref name="idx"/> of the path. A node of the unit's own key
+    /// above its choice is found, once, by walking up from the deepest one known.</summary>
+    private SharedNode SharedAt(int idx)
+    {
+        if (_nodes[idx].Shared is null)
+        {
+            int j = idx + 1;
+            while (_nodes[j].Shared is null)
+            {
+                j++;
+            }
+            for (; j > idx; j--)
+            {
+                _nodes[j - 1].Shared = _nodes[j].Shared!.Parent;
+            }
+        }
+        return _nodes[idx].Shared!;
     }
 
     /// <summary>The footprint of the node's chosen step, copied out of the log on first need

@@ -7,21 +7,27 @@ namespace MmCheck.Explorer;
 /// </summary>
 internal sealed class UnitSpec
 {
-    public static readonly UnitSpec Root = new([], null, []);
+    public static readonly UnitSpec Root = new([], [], null, []);
 
-    public UnitSpec(int[] key, SharedNode? node, List<SleepEntry> sleepCandidates)
+    public UnitSpec(int[] key, ulong[] dataBits, SharedNode? node, List<SleepEntry> sleepCandidates)
     {
         Key = key;
+        DataBits = dataBits;
         Node = node;
         SleepCandidates = sleepCandidates;
     }
 
     public int[] Key { get; }
+    /// <summary>Bit j: the node of choice j is a data choice (else a thread choice).</summary>
+    public ulong[] DataBits { get; }
     /// <summary>The shared node where the unit's own choice is made (null for the root unit); the
-    /// nodes above it along the key are its ancestors.</summary>
+    /// nodes above it along the key are its ancestors, found from it only when needed (they were
+    /// most likely built on another worker's core).</summary>
     public SharedNode? Node { get; }
     /// <summary>The sleep set in force at the unit's own choice.</summary>
     public List<SleepEntry> SleepCandidates { get; }
+
+    public bool IsData(int j) => (DataBits[j >> 6] & (1UL << (j & 63))) != 0;
 
     public override string ToString() => Key.Length == 0 ? "root" : string.Join(".", Key);
 }
