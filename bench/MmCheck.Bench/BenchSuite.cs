@@ -173,5 +173,6 @@ public static class BenchSuite
         w.WriteLine(string.Create(inv, $"  {"scheduling points",-38} {e.PointsPerSecond / 1e6,12:F2} M/s  ({e.PointsPerCpuSecond / 1e6:F2} M per CPU second; {e.Scenario})  (target ≥ 2: {(e.PointsPerCpuSecond >= 2e6 ? "met" : "not met")})"));
         w.WriteLine(string.Create(inv, $"  {"DPOR reduction over plain dfs",-38} {e.DporReduction,12:F1} x  (target ≥ 10: {(e.DporReduction >= 10 ? "met" : "not met")}; {string.Join(", ", e.Dpor.Select(d => $"{d.Scenario} {d.PlainSchedules}/{d.DporSchedules}{(d.SameVerdict ? "" : " VERDICTS DIFFER")}"))})"));
         w.WriteLine(string.Create(inv, $"  {$"{e.Workers} workers against 1",-38} {e.Speedup,12:F2} x  (target ≥ 1.8: {(e.Speedup >= 1.8 ? "met" : "not met")}; median of pairs, best of each {e.SpeedupBestOf:F2} x; {e.SpeedupScenario}, identical results: {e.ParallelResultIdentical})"));
+        w.WriteLine(string.Create(inv, $"  {"allocated per execution",-38} {e.AllocatedBytesPerExecution / 1e3,12:F1} KB  ({e.SpeedupScenario}, one worker: {e.Gen0Collections} gen-0 collections, {e.GcPause.TotalMilliseconds:F1} ms paused)"));
     }
 }

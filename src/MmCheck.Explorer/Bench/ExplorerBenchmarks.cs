@@ -80,6 +80,13 @@ public sealed record ExplorerBenchmarkResult
     /// <summary>The speed-up with a core per worker, from CPU times: workers / CPU overhead. It
     /// assumes busy workers, which the fine-grained DFS units give until the last ones.</summary>
     public double CpuSpeedup { get; init; }
+    /// <summary>Managed memory allocated per execution by a one-worker exploration of the speed-up
+    /// scenario (everything: kernels, explorer, checks), in bytes.</summary>
+    public double AllocatedBytesPerExecution { get; init; }
+    /// <summary>Generation-0 collections during that exploration (each stops every worker).</summary>
+    public int Gen0Collections { get; init; }
+    /// <summary>Time the collector paused the process during that exploration.</summary>
+    public TimeSpan GcPause { get; init; }
     /// <summary>The multi-worker result was identical to the one-worker result.</summary>
     public bool ParallelResultIdentical { get; init; }
     public int ProcessorCount { get; init; }
@@ -91,7 +98,8 @@ public sealed record ExplorerBenchmarkResult
         $"{Scenario}: {PointsPerCpuSecond / 1e6:F2} M points per CPU second ({PointsPerSecond / 1e6:F2} M/s wall; {PointsPerSecondExcludingSetup / 1e6:F2} M per CPU second without setup, setup {SetupMicroseconds:F0} µs; " +
         $"explorer alone {SchedulerOnlyPointsPerSecond / 1e6:F2} M); " +
         $"DPOR {DporReduction:F1}x fewer executions ({string.Join(", ", Dpor.Select(d => $"{d.Scenario} {d.PlainSchedules}/{d.DporSchedules}"))}); " +
-        $"{SpeedupScenario}: {Workers} workers {Speedup:F2}x wall (median of pairs; best of each {OneWorker.TotalMilliseconds:F0} → {ManyWorkers.TotalMilliseconds:F0} ms, {SpeedupBestOf:F2}x), CPU overhead {ParallelCpuOverhead:F2}, {CpuSpeedup:F2}x from CPU times, identical={ParallelResultIdentical}; load {LoadAverage}");
+        $"{SpeedupScenario}: {Workers} workers {Speedup:F2}x wall (median of pairs; best of each {OneWorker.TotalMilliseconds:F0} → {ManyWorkers.TotalMilliseconds:F0} ms, {SpeedupBestOf:F2}x), CPU overhead {ParallelCpuOverhead:F2}, {CpuSpeedup:F2}x from CPU times, identical={ParallelResultIdentical}; " +
+        $"{AllocatedBytesPerExecution / 1e3:F1} KB allocated per execution, {Gen0Collections} gen-0 collections pausing {GcPause.TotalMilliseconds:F1} ms per one-worker exploration; load {LoadAverage}");
 }
 
 /// <summary>
@@ -104,6 +112,10 @@ public static class ExplorerBenchmarks
     {
         options ??= new ExplorerBenchmarkOptions();
         string? load = LoadAverage();
+        // Start from a collected heap: what earlier benchmarks in the process left (a 1 GiB model
+        // kernel's worth) would otherwise be collected, at great cost, inside these measurements.
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
 
         var target = BenchmarkTargets.FaultVsMunmap(options.Pages);
         var speedTarget = BenchmarkTargets.FaultVsMunmap(options.SpeedupPages);
@@ -114,32 +126,17 @@ public static class ExplorerBenchmarks
             Explorer.Explore(target, new ExplorationOptions { Strategy = Strategy.Random, MaxSchedules = 300, Minimize = false });
             Explorer.Explore(target, Dfs(1, 300));
             Explorer.Explore(speedTarget, Dfs(options.Workers, 300));
-            Explorer.Explore(BenchmarkTargets.Points(5_000), Dfs(1, 1, int.MaxValue));
         }
         while (warm.Elapsed < options.Warmup);
 
-        // Throughput: one worker, DFS with DPOR, best of the repetitions. The share of the run spent
-        // building kernels is timed inside the same run, so that both see the same load.
-        ExplorationResult? best = null;
-        double perCpu = 0;
-        double setupShare = 0;
-        double explorerOnly = 0;
-        for (int r = 0; r < Math.Max(1, options.ThroughputRepetitions); r++)
-        {
-            var timed = new TimedTarget(target);
-            var one = Explorer.Explore(timed, Dfs(1, options.ThroughputSchedules));
-            if (PerCpuSecond(one) > perCpu)
-            {
-                perCpu = PerCpuSecond(one);
-                setupShare = Math.Clamp(timed.PrepareTime.TotalSeconds / one.Elapsed.TotalSeconds, 0, 0.99);
-            }
-            if (best is null || one.Steps / one.Elapsed.TotalSeconds > best.Steps / best.Elapsed.TotalSeconds)
-            {
-                best = one;
-            }
-            explorerOnly = Math.Max(explorerOnly, PerCpuSecond(Explorer.Explore(BenchmarkTargets.Points(), Dfs(1, 1, int.MaxValue))));
-        }
-        double cpuPerSchedule = best!.Steps / perCpu / best.Schedules;
+        // What one exploration asks of the collector, which every worker waits for.
+        long allocated = GC.GetTotalAllocatedBytes(precise: true);
+        int gen0 = GC.CollectionCount(0);
+        var pause = GC.GetTotalPauseDuration();
+        var measured = Explorer.Explore(speedTarget, Dfs(1));
+        double allocatedPerExecution = (GC.GetTotalAllocatedBytes(precise: true) - allocated) / (double)Math.Max(1, measured.Schedules);
+        gen0 = GC.CollectionCount(0) - gen0;
+        pause = GC.GetTotalPauseDuration() - pause;
 
         // Parallel speed-up on a complete exploration, in pairs of a one-worker and a many-worker
         // run; which goes first alternates, so that a drift of the machine's speed favours neither.
@@ -171,6 +168,32 @@ public static class ExplorerBenchmarks
             reference ??= Fingerprint(one);
             identical &= Fingerprint(one) == reference && Fingerprint(many) == reference;
         }
+
+        // Throughput: one worker, DFS with DPOR, best of the repetitions. The share of the run spent
+        // building kernels is timed inside the same run, so that both see the same load. It comes
+        // after the speed-up: the explorer-only target's 100,000-step executions leave the
+        // collector's young generation grown for a while.
+        ExplorationResult? best = null;
+        double perCpu = 0;
+        double setupShare = 0;
+        double explorerOnly = 0;
+        for (int r = 0; r < Math.Max(1, options.ThroughputRepetitions); r++)
+        {
+            var timed = new TimedTarget(target);
+            var one = Explorer.Explore(timed, Dfs(1, options.ThroughputSchedules));
+            if (PerCpuSecond(one) > perCpu)
+            {
+                perCpu = PerCpuSecond(one);
+                setupShare = Math.Clamp(timed.PrepareTime.TotalSeconds / one.Elapsed.TotalSeconds, 0, 0.99);
+            }
+            if (best is null || one.Steps / one.Elapsed.TotalSeconds > best.Steps / best.Elapsed.TotalSeconds)
+            {
+                best = one;
+            }
+            explorerOnly = Math.Max(explorerOnly, PerCpuSecond(Explorer.Explore(BenchmarkTargets.Points(), Dfs(1, 1, int.MaxValue))));
+        }
+        double cpuPerSchedule = best!.Steps / perCpu / best.Schedules;
+
         // Where thread CPU time cannot be read (it is 0), the CPU figures are unknown, not infinite.
         double overhead = oneCpu > TimeSpan.Zero && manyCpu > TimeSpan.Zero ? manyCpu.TotalSeconds / oneCpu.TotalSeconds : double.NaN;
 
@@ -203,6 +226,9 @@ public static class ExplorerBenchmarks
             ParallelCpuOverhead = overhead,
             CpuSpeedup = options.Workers / overhead,
             ParallelResultIdentical = identical,
+            AllocatedBytesPerExecution = allocatedPerExecution,
+            Gen0Collections = gen0,
+            GcPause = pause,
             ProcessorCount = Environment.ProcessorCount,
             LoadAverage = load is null ? null : $"{load} → {LoadAverage()}",
         };
