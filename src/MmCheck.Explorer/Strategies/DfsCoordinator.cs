@@ -19,15 +19,23 @@ namespace MmCheck.Explorer;
 internal sealed class DfsCoordinator
 {
     private readonly object _lock = new();
-    private readonly PriorityQueue<UnitSpec, int[]> _queue = new(UnitKeyComparer.Instance);
+    /// <summary>Per worker, the units its executions created, in key order. A worker takes its own
+    /// first (they continue the subtree it has just explored, whose nodes are in its core's cache)
+    /// and otherwise the first, in key order, of another's.</summary>
+    private readonly PriorityQueue<UnitSpec, int[]>[] _queues;
     private readonly bool _plain;
     private int _busy;
     private bool _stopped;
 
-    public DfsCoordinator(int splitDepth, bool plain)
+    public DfsCoordinator(int splitDepth, bool plain, int workers)
     {
         SplitDepth = Math.Max(0, splitDepth);
         _plain = plain;
+        _queues = new PriorityQueue<UnitSpec, int[]>[Math.Max(1, workers)];
+        for (int w = 0; w < _queues.Length; w++)
+        {
+            _queues[w] = new(UnitKeyComparer.Instance);
+        }
     }
 
     /// <summary>Branching nodes at a smaller depth are shared; deeper ones are explored inside a unit.</summary>
@@ -40,27 +48,29 @@ internal sealed class DfsCoordinator
         {
             lock (_lock)
             {
-                return _queue.Count > 0;
+                return _queues.Any(q => q.Count > 0);
             }
         }
     }
 
+    /// <summary>Queues the first unit (the root), for worker 0.</summary>
     public void Enqueue(UnitSpec unit)
     {
         lock (_lock)
         {
-            EnqueueLocked(unit);
+            EnqueueLocked(0, unit);
         }
     }
 
-    /// <summary>Takes the next unit in key order; waits while running units may still produce work.</summary>
-    public bool TryTake(out UnitSpec unit)
+    /// <summary>Takes <paramref name="worker"/>'s next unit, or another worker's; waits while running
+    /// units may still produce work.</summary>
+    public bool TryTake(int worker, out UnitSpec unit)
     {
         lock (_lock)
         {
             while (true)
             {
-                if (!_stopped && _queue.TryDequeue(out unit!, out _))
+                if (!_stopped && TakeLocked(worker, out unit!))
                 {
                     _busy++;
                     return true;
@@ -74,6 +84,23 @@ internal sealed class DfsCoordinator
                 Monitor.Wait(_lock);
             }
         }
+    }
+
+    private bool TakeLocked(int worker, out UnitSpec unit)
+    {
+        if (_queues[worker].TryDequeue(out unit!, out _))
+        {
+            return true;
+        }
+        PriorityQueue<UnitSpec, int[]>? from = null;
+        foreach (var q in _queues)
+        {
+            if (q.Count > 0 && (from is null || UnitKeyComparer.Instance.Compare(q.Peek().Key, from.Peek().Key) < 0))
+            {
+                from = q;
+            }
+        }
+        return from is not null && from.TryDequeue(out unit!, out _);
     }
 
     public void Done()
@@ -100,7 +127,7 @@ internal sealed class DfsCoordinator
     /// choices are the keys of new units (read there rather than up the shared tree, which other
     /// workers may have built).
     /// </summary>
-    public void Commit(List<DfsNode> path, List<DfsNode> created, List<(SharedNode Node, ulong Candidates)> requests)
+    public void Commit(int worker, List<DfsNode> path, List<DfsNode> created, List<(SharedNode Node, ulong Candidates)> requests)
     {
         if (created.Count == 0 && requests.Count == 0)
         {
@@ -118,7 +145,7 @@ internal sealed class DfsCoordinator
                     {
                         if (v != n.First)
                         {
-                            EnqueueLocked(UnitFor(path, n, v, n.Sleep));
+                            EnqueueLocked(worker, UnitFor(path, n, v, n.Sleep));
                         }
                     }
                     continue;
@@ -130,20 +157,20 @@ internal sealed class DfsCoordinator
                     {
                         int q = BitOperations.TrailingZeroCount(m);
                         n.Added |= 1UL << q;
-                        EnqueueLocked(UnitFor(path, n, q, []));
+                        EnqueueLocked(worker, UnitFor(path, n, q, []));
                     }
                 }
             }
             foreach (var (n, candidates) in requests)
             {
-                RequestLocked(path, n, candidates);
+                RequestLocked(worker, path, n, candidates);
             }
         }
     }
 
     /// <summary>A race needs one of <paramref name="candidates"/> explored at <paramref name="n"/>.
     /// The lowest is taken, so that races with overlapping candidates agree on one unit.</summary>
-    private void RequestLocked(List<DfsNode> path, SharedNode n, ulong candidates)
+    private void RequestLocked(int worker, List<DfsNode> path, SharedNode n, ulong candidates)
     {
         int pick = BitOperations.TrailingZeroCount(candidates);
         if ((candidates & (n.SleepMask | (1UL << n.First))) != 0 || (n.Added & (1UL << pick)) != 0)
@@ -157,7 +184,7 @@ internal sealed class DfsCoordinator
             // The first branch is explored by its creator: it sleeps here.
             sleep = [.. n.Sleep, new SleepEntry(n.First, n.FirstFoot)];
         }
-        EnqueueLocked(UnitFor(path, n, pick, sleep));
+        EnqueueLocked(worker, UnitFor(path, n, pick, sleep));
     }
 
     /// <summary>The unit of choice <paramref name="choice"/> at <paramref name="n"/>, which is
@@ -178,9 +205,9 @@ internal sealed class DfsCoordinator
         return new UnitSpec(key, dataBits, n, sleep);
     }
 
-    private void EnqueueLocked(UnitSpec unit)
+    private void EnqueueLocked(int worker, UnitSpec unit)
     {
-        _queue.Enqueue(unit, unit.Key);
+        _queues[worker].Enqueue(unit, unit.Key);
         Monitor.PulseAll(_lock);
     }
 }

@@ -48,8 +48,12 @@ internal sealed class DfsEngine : IScheduleController
     private int _replay;
     private int _firstFresh;
 
-    public DfsEngine(ExplorationTarget target, ExplorerScheduler scheduler, DfsSettings settings, DfsCoordinator? coordinator)
+    /// <summary>The worker this engine runs on (its units go to its own queue).</summary>
+    private readonly int _worker;
+
+    public DfsEngine(ExplorationTarget target, ExplorerScheduler scheduler, DfsSettings settings, DfsCoordinator? coordinator, int worker = 0)
     {
+        _worker = worker;
         _target = target;
         _s = scheduler;
         _settings = settings;
@@ -449,7 +453,7 @@ internal sealed class DfsEngine : IScheduleController
         {
             _commitRequests.Add((SharedAt(idx), cand));
         }
-        _coord!.Commit(_nodes, published, _commitRequests);
+        _coord!.Commit(_worker, _nodes, published, _commitRequests);
         _created.Clear();
         _requests.Clear();
         _commitRequests.Clear();

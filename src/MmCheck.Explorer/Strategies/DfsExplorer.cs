@@ -10,17 +10,17 @@ internal static class DfsExplorer
         TraceFactory traces, ResultBuilder into)
     {
         var settings = new DfsSettings(opt.Dpor, opt.MaxPreemptions, opt.MaxStepsPerSchedule, opt.InvariantChecks);
-        var coord = new DfsCoordinator(opt.SplitDepth, settings.Plain);
+        var coord = new DfsCoordinator(opt.SplitDepth, settings.Plain, opt.Workers);
         var results = new DfsResults(traces);
         coord.Enqueue(UnitSpec.Root);
         int incomplete = 0;
-        into.CpuTime += WorkerPool.Run(opt.Workers, _ =>
+        into.CpuTime += WorkerPool.Run(opt.Workers, worker =>
         {
             var sched = new ExplorerScheduler();
-            var engine = new DfsEngine(target, sched, settings, coord);
+            var engine = new DfsEngine(target, sched, settings, coord, worker);
             var graph = new LockGraph();
             var state = new DfsResults.UnitState();
-            while (coord.TryTake(out var unit))
+            while (coord.TryTake(worker, out var unit))
             {
                 try
                 {
