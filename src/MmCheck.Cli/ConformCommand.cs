@@ -50,11 +50,11 @@ internal static class ConformCommand
         {
             throw new UsageException($"--random must be 0 or more, not {random}");
         }
-        // Scenarios that do not parse are errors (exit 2), as for explore; the others run. They are not
-        // bound: conformance lowers them itself, with its own observation verbs (pagemap, smaps, …),
-        // and skips what it cannot lower, with the reason.
+        // Scenarios that cannot be read or do not parse are errors (exit 2), as for explore; the
+        // others run. They are not bound: conformance lowers them itself, with its own observation
+        // verbs (pagemap, smaps, …), and skips what it cannot lower, with the reason.
         bool scenarioErrors = false;
-        var files = new List<string>();
+        var scenarios = new List<(string File, ScenarioAst Scenario)>();
         foreach (var file in ScenarioFiles.Collect(paths))
         {
             string text;
@@ -64,21 +64,23 @@ internal static class ConformCommand
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                throw new UsageException($"cannot read '{file}': {e.Message}");
+                io.Err.WriteLine($"mmcheck: cannot read '{file}': {e.Message}");
+                scenarioErrors = true;
+                continue;
             }
             var parsed = LitmusParser.Parse(text, file);
-            if (parsed.HasErrors)
+            if (parsed.HasErrors || parsed.Scenario is null)
             {
                 io.Err.WriteLine(DiagnosticFormatter.Format(parsed.Diagnostics));
                 scenarioErrors = true;
             }
             else
             {
-                files.Add(file);
+                scenarios.Add((file, parsed.Scenario));
             }
         }
         int done = 0;
-        int total = files.Count + random;
+        int total = scenarios.Count + random;
         var options = new ConformanceOptions
         {
             Shrink = shrink,
@@ -86,7 +88,7 @@ internal static class ConformCommand
                 ? o => io.Err.Write($"\r{++done}/{total} {o.Verdict.ToString().ToLowerInvariant(),-9}")
                 : null,
         };
-        var report = Conformance.Conformance.Run(files, random, seed, options);
+        var report = Conformance.Conformance.Run(scenarios, random, seed, options);
         if (options.Progress is not null)
         {
             io.Err.Write("\r" + new string(' ', 40) + "\r");

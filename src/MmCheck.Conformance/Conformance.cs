@@ -172,10 +172,18 @@ public static class Conformance
     public static ConformanceReport Run(IEnumerable<ScenarioAst> scenarios, int randomCount, int seed, ConformanceOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(scenarios);
+        return Run(scenarios.Select(s => (s.Name.Text, s)), randomCount, seed, options);
+    }
+
+    /// <summary>Parsed scenarios under the names the report gives them (their files, for the CLI),
+    /// then <paramref name="randomCount"/> random cases from <paramref name="seed"/>.</summary>
+    public static ConformanceReport Run(IEnumerable<(string Name, ScenarioAst Scenario)> scenarios, int randomCount, int seed, ConformanceOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(scenarios);
         var items = scenarios.Select(s =>
         {
-            var lowered = LitmusLowering.Lower(s);
-            return (s.Name.Text, lowered.Case, lowered.Error is null ? null : "cannot lower: " + lowered.Error);
+            var lowered = LitmusLowering.Lower(s.Scenario);
+            return (s.Name, lowered.Case, lowered.Error is null ? null : "cannot lower: " + lowered.Error);
         }).ToList();
         return RunItems(items, randomCount, seed, options);
     }

@@ -122,4 +122,19 @@ public sealed class ConformCommandTests : IDisposable
         Assert.Contains("bad.litmus:4:24: error:", err, StringComparison.Ordinal);
         Assert.StartsWith("conformance: 1 case(s)", output, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_scenario_that_cannot_be_read_exits_2_and_the_others_still_run()
+    {
+        string folder = Path.Combine(_dir, "corpus");
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "cow.litmus"), Cow);
+        // A dangling link: listed with the folder's scenarios, unreadable (root reads any mode).
+        File.CreateSymbolicLink(Path.Combine(folder, "gone.litmus"), Path.Combine(_dir, "nowhere.litmus"));
+        var (exit, output, err) = Run("conform", folder);
+        Assert.Equal(2, exit);
+        Assert.Contains("cannot read '", err, StringComparison.Ordinal);
+        Assert.Contains("gone.litmus", err, StringComparison.Ordinal);
+        Assert.StartsWith("conformance: 1 case(s)", output, StringComparison.Ordinal);
+    }
 }
