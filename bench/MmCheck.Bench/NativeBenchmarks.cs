@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using MmCheck.Conformance.Native;
 
@@ -40,28 +39,13 @@ public static class NativeBenchmarks
     public static NativeResult Run(ulong bytes = 1UL << 30, int repeats = 3, string? workDir = null)
     {
         string binary = OracleBuild.EnsureBuilt(SourcePath, workDir);
-        var psi = new ProcessStartInfo(binary)
+        var (exit, stdout, stderr) = OracleBuild.RunToEnd(binary,
+            [bytes.ToString(CultureInfo.InvariantCulture), Math.Max(1, repeats).ToString(CultureInfo.InvariantCulture)], Timeout);
+        if (exit != 0)
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add(bytes.ToString(CultureInfo.InvariantCulture));
-        psi.ArgumentList.Add(Math.Max(1, repeats).ToString(CultureInfo.InvariantCulture));
-        using var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {binary}");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(Timeout))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new InvalidOperationException($"{binary} did not finish within {Timeout}");
+            throw new InvalidOperationException($"{binary} failed with exit code {exit}: {stderr.Trim()}");
         }
-        process.WaitForExit();
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{binary} failed with exit code {process.ExitCode}: {stderr.Result.Trim()}");
-        }
-        return Parse(stdout.Result);
+        return Parse(stdout);
     }
 
     /// <summary>Parses mmbench's "run PAGES TOUCH_NS TOUCH_CPU_NS FORK_NS MUNMAP_NS FORK_CPU_NS MUNMAP_CPU_NS" lines.</summary>

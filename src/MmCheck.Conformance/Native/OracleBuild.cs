@@ -81,34 +81,41 @@ internal static class OracleBuild
 
     private static void Compile(string gcc, string source, string output)
     {
-        var psi = new ProcessStartInfo(gcc)
+        string[] args = [.. Flags, "-o", output, source];
+        var (exit, stdout, stderr) = RunToEnd(gcc, args, CompileTimeout);
+        if (exit != 0)
+        {
+            throw new NativeOracleException(
+                $"{gcc} {string.Join(' ', args)} failed with exit code {exit}:{Environment.NewLine}{(stdout + stderr).Trim()}");
+        }
+    }
+
+    /// <summary>Runs <paramref name="program"/> with <paramref name="args"/> to its end and returns its
+    /// exit code and output; a run longer than <paramref name="timeout"/> is killed, with its children,
+    /// and is an error.</summary>
+    internal static (int ExitCode, string Stdout, string Stderr) RunToEnd(string program, IEnumerable<string> args, TimeSpan timeout)
+    {
+        var psi = new ProcessStartInfo(program)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var flag in Flags)
-            psi.ArgumentList.Add(flag);
-        psi.ArgumentList.Add("-o");
-        psi.ArgumentList.Add(output);
-        psi.ArgumentList.Add(source);
-
+        foreach (var arg in args)
+        {
+            psi.ArgumentList.Add(arg);
+        }
         using var process = Process.Start(psi)
-            ?? throw new NativeOracleException($"could not start {gcc}");
+            ?? throw new NativeOracleException($"could not start {program}");
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(CompileTimeout))
+        if (!process.WaitForExit(timeout))
         {
             process.Kill(entireProcessTree: true);
-            throw new NativeOracleException($"{gcc} did not finish within {CompileTimeout}");
+            throw new NativeOracleException($"{program} did not finish within {timeout}");
         }
         process.WaitForExit();
-        if (process.ExitCode != 0)
-        {
-            var diagnostics = (stdout.Result + stderr.Result).Trim();
-            throw new NativeOracleException(
-                $"{gcc} {string.Join(' ', psi.ArgumentList)} failed with exit code {process.ExitCode}:{Environment.NewLine}{diagnostics}");
-        }
+        return (process.ExitCode, stdout.Result, stderr.Result);
     }
 
     private static void TryDelete(string path)
