@@ -11,6 +11,20 @@ public sealed record BenchOptions
     /// <summary>Size of the anonymous mapping the kernel and native benchmarks fault in, fork and unmap.</summary>
     public ulong Bytes { get; init; } = 1UL << 30;
 
+    /// <summary>A mapping size as "1G", "256M", "64K" or "4096": a whole number of pages from one
+    /// page to 64 GiB; null if <paramref name="s"/> is not one.</summary>
+    public static ulong? ParseBytes(string s)
+    {
+        string t = s.Trim().ToUpperInvariant();
+        (string digits, int shift) = t.EndsWith('G') ? (t[..^1], 30) : t.EndsWith('M') ? (t[..^1], 20) : t.EndsWith('K') ? (t[..^1], 10) : (t, 0);
+        if (!ulong.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out ulong n) ||
+            n == 0 || n > (64UL << 30) >> shift || ((n << shift) & 4095) != 0)
+        {
+            return null;
+        }
+        return n << shift;
+    }
+
     /// <summary>Each figure is the best of this many runs (the machine may be shared).</summary>
     public int Repeats { get; init; } = 3;
 

@@ -2,13 +2,19 @@ using System.Globalization;
 using MmCheck.Bench;
 
 // The same benchmarks as `mmcheck bench` (src/MmCheck.Cli/BenchCommand.cs), without the CLI:
-//   dotnet run -c Release --project bench/MmCheck.Benchmarks [-- --json] [--quick] [--bytes=N] [--repeats=N] [--no-native] [--no-explorer]
+//   dotnet run -c Release --project bench/MmCheck.Benchmarks [-- --json] [--quick] [--bytes=1G|256M|N] [--repeats=N] [--no-native] [--no-explorer]
 var o = args.Contains("--quick") ? BenchOptions.Quick : new BenchOptions();
 foreach (var a in args)
 {
     if (a.StartsWith("--bytes=", StringComparison.Ordinal))
     {
-        o = o with { Bytes = ulong.Parse(a["--bytes=".Length..], CultureInfo.InvariantCulture) };
+        string size = a["--bytes=".Length..];
+        if (BenchOptions.ParseBytes(size) is not { } bytes)
+        {
+            Console.Error.WriteLine($"MmCheck.Benchmarks: bad --bytes '{size}' (a whole number of 4096-byte pages up to 64G, e.g. 1G, 256M, 4096)");
+            return 2;
+        }
+        o = o with { Bytes = bytes };
     }
     else if (a.StartsWith("--repeats=", StringComparison.Ordinal))
     {
@@ -26,3 +32,4 @@ else
 {
     BenchSuite.WriteText(report, Console.Out);
 }
+return 0;

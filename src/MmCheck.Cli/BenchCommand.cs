@@ -50,15 +50,6 @@ internal static class BenchCommand
     }
 
     /// <summary>"1G", "256M", "64K", "4096": a whole number of pages, from 1 page to 64 GiB.</summary>
-    internal static ulong ParseBytes(string s)
-    {
-        string t = s.Trim().ToUpperInvariant();
-        (string digits, int shift) = t.EndsWith('G') ? (t[..^1], 30) : t.EndsWith('M') ? (t[..^1], 20) : t.EndsWith('K') ? (t[..^1], 10) : (t, 0);
-        if (!ulong.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ulong n) ||
-            n == 0 || n > (64UL << 30) >> shift || ((n << shift) & 4095) != 0)
-        {
-            throw new UsageException($"bad --bytes '{s}' (a whole number of 4096-byte pages up to 64G, e.g. 1G, 256M, 4096)");
-        }
-        return n << shift;
-    }
+    internal static ulong ParseBytes(string s) =>
+        BenchOptions.ParseBytes(s) ?? throw new UsageException($"bad --bytes '{s}' (a whole number of 4096-byte pages up to 64G, e.g. 1G, 256M, 4096)");
 }
