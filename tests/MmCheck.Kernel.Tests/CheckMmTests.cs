@@ -20,9 +20,8 @@ public class CheckMmTests
         ulong anon = p.MmapAnon(2);
         p.Write(anon, 1);
         p.Write(anon + 4096, 2);
-        long fd = p.MemfdCreate("m");
-        Assert.Equal(0L, p.Ftruncate(fd, 8192));
-        ulong shared = (ulong)p.Mmap(0, 8192, RW, MAP_SHARED, fd);
+        long fd = p.Memfd(2);
+        ulong shared = p.MmapFile(fd, 2, MAP_SHARED);
         p.Write(shared, 3);
         ulong priv = (ulong)p.Mmap(0, 4096, RW, MAP_PRIVATE, fd);
         Assert.Equal(3UL, p.Read(priv));

@@ -131,9 +131,8 @@ public class FaultPathTests
     public void UnshareIsIgnoredOnSharedMappings()
     {
         var p = Proc.Boot();
-        long fd = p.MemfdCreate("m");
-        Assert.Equal(0, p.Ftruncate(fd, 4096));
-        ulong a = (ulong)p.Mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
+        long fd = p.Memfd(1);
+        ulong a = p.MmapFile(fd, 1, MAP_SHARED);
         p.Write(a, 5);
         ulong pfn = p.Pagemap(a).Pfn;
         Assert.Equal(VmFault.None, Fault(p, a, FAULT_FLAG_UNSHARE));
@@ -145,9 +144,8 @@ public class FaultPathTests
     public void AWriteFaultOnASharedMappingWithoutVmWriteIsAWarningAndSigsegv()
     {
         var p = Proc.Boot();
-        long fd = p.MemfdCreate("m");
-        Assert.Equal(0, p.Ftruncate(fd, 4096));
-        ulong a = (ulong)p.Mmap(0, 4096, PROT_READ, MAP_SHARED, fd);
+        long fd = p.Memfd(1);
+        ulong a = p.MmapFile(fd, 1, MAP_SHARED, PROT_READ);
         Assert.True((p.Vmas[0].VmFlags & VmFlags.VM_MAYWRITE) != 0);
         Assert.Equal(VM_FAULT_SIGSEGV, Fault(p, a, FAULT_FLAG_WRITE));
         Assert.Contains(p.K.Findings, f => f.Invariant == Invariants.Warn && f.Message.Contains("forced write"));
@@ -157,9 +155,8 @@ public class FaultPathTests
     public void FileFaultsReadCowAndShareThePageCacheAsTheirHandlersDo()
     {
         var p = Proc.Boot();
-        long fd = p.MemfdCreate("m");
-        Assert.Equal(0, p.Ftruncate(fd, 3 * 4096));
-        ulong sh = (ulong)p.Mmap(0, 3 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
+        long fd = p.Memfd(3);
+        ulong sh = p.MmapFile(fd, 3, MAP_SHARED);
         p.Write(sh, 0x5a);
         ulong cache = p.Pagemap(sh).Pfn;
         ulong pr = (ulong)p.Mmap(0, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd);
@@ -191,9 +188,8 @@ public class FaultPathTests
     public void AFaultBeyondEndOfFileIsSigbus()
     {
         var p = Proc.Boot();
-        long fd = p.MemfdCreate("m");
-        Assert.Equal(0, p.Ftruncate(fd, 4096));
-        ulong a = (ulong)p.Mmap(0, 2 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
+        long fd = p.Memfd(1);
+        ulong a = p.MmapFile(fd, 2, MAP_SHARED);
         Assert.Equal(VM_FAULT_SIGBUS, Fault(p, a + 4096, 0));
         Assert.Equal(SIGBUS, p.Load(a + 4096).Signal);
         Assert.Equal(SIGBUS, p.Store(a + 4096, 1).Signal);

@@ -38,9 +38,8 @@ public class ForkTests
     {
         // vma_needs_copy(): no anon_vma, no PFNMAP/MIXEDMAP/uffd-wp → skip the page tables.
         var p = Proc.Boot();
-        long fd = p.MemfdCreate("m");
-        Assert.Equal(0, p.Ftruncate(fd, 4096));
-        ulong a = (ulong)p.Mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
+        long fd = p.Memfd(1);
+        ulong a = p.MmapFile(fd, 1, MAP_SHARED);
         p.Write(a, 0x42);
         var c = p.Fork();
         Assert.False(c.Pagemap(a).Present);
@@ -55,9 +54,8 @@ public class ForkTests
     public void PrivateFileVmasWithAnAnonVmaAreCopied()
     {
         var p = Proc.Boot();
-        long fd = p.MemfdCreate("m");
-        Assert.Equal(0, p.Ftruncate(fd, 2 * 4096));
-        ulong a = (ulong)p.Mmap(0, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd);
+        long fd = p.Memfd(2);
+        ulong a = p.MmapFile(fd, 2, MAP_PRIVATE);
         p.Write(a, 7);       // an anon COW copy: the VMA now has an anon_vma
         p.Read(a + 4096);    // a page-cache page mapped read-only
         var c = p.Fork();

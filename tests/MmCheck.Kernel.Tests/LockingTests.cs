@@ -485,9 +485,8 @@ public class LockingTests
         var graph = new LockGraph();
         var p = Proc.Boot(new KernelConfig { LockGraph = graph, RamBytes = 256UL << 20 });
         ulong a = p.MmapAnon(8);
-        long fd = p.MemfdCreate("m");
-        Assert.Equal(0, p.Ftruncate(fd, 8 * 4096));
-        ulong sh = (ulong)p.Mmap(0, 8 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
+        long fd = p.Memfd(8);
+        ulong sh = p.MmapFile(fd, 8, MAP_SHARED);
         ulong pr = (ulong)p.Mmap(0, 8 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd);
         for (ulong i = 0; i < 8; i++)
         {

@@ -59,9 +59,8 @@ public class ObservationTests
     public void PagemapMarksPageCachePagesAsFileAndExclusiveOnlyWhileMappedOnce()
     {
         var p = Proc.Boot();
-        long fd = p.MemfdCreate("m");
-        Assert.Equal(0, p.Ftruncate(fd, 4096));
-        ulong a = (ulong)p.Mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
+        long fd = p.Memfd(1);
+        ulong a = p.MmapFile(fd, 1, MAP_SHARED);
         ulong b = (ulong)p.Mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
         p.Write(a, 1);
         var e = p.Pagemap(a);
@@ -148,9 +147,8 @@ public class ObservationTests
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(2, PROT_READ);
-        long fd = p.MemfdCreate("buf");
-        Assert.Equal(0, p.Ftruncate(fd, 8192));
-        ulong m = (ulong)p.Mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 4096);
+        long fd = p.Memfd(2, "buf");
+        ulong m = p.MmapFile(fd, 1, MAP_SHARED, off: 4096);
         var lines = p.K.ProcMaps(p.Mm).Split('\n', StringSplitOptions.RemoveEmptyEntries);
         string anon = lines.Single(l => l.StartsWith($"{a:x}-", StringComparison.Ordinal));
         // Unnamed: the header and its trailing space, as seq_printf("%lu ") leaves it.

@@ -249,9 +249,8 @@ public class PhysMemTests
     public void ASharedFileWriteFaultDirtiesTheFolioButAWriteThroughAWritablePteOnlySetsD()
     {
         var p = Proc.Boot();
-        long fd = p.MemfdCreate("m");
-        Assert.Equal(0, p.Ftruncate(fd, 2 * 4096));
-        ulong a = (ulong)p.Mmap(0, 2 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
+        long fd = p.Memfd(2);
+        ulong a = p.MmapFile(fd, 2, MAP_SHARED);
         // Write fault: do_shared_fault() → fault_dirty_shared_page() marks the folio dirty.
         p.Write(a, 5);
         var f = new Folio(p.Pagemap(a).Pfn);

@@ -33,6 +33,23 @@ internal sealed class Proc
         return (ulong)a;
     }
 
+    /// <summary>A memfd of <paramref name="pages"/> pages: memfd_create() and ftruncate(), both asserted.</summary>
+    public long Memfd(ulong pages, string name = "m")
+    {
+        long fd = MemfdCreate(name);
+        Assert.True(fd >= 0, $"memfd_create failed: {Errno.Format(fd)}");
+        Assert.Equal(0, Ftruncate(fd, (long)(pages * 4096)));
+        return fd;
+    }
+
+    /// <summary>mmap() of <paramref name="pages"/> pages of <paramref name="fd"/>, asserted to succeed.</summary>
+    public ulong MmapFile(long fd, ulong pages, int flags, int prot = PROT_READ | PROT_WRITE, ulong off = 0)
+    {
+        long a = Mmap(0, pages * 4096, prot, flags, fd, off);
+        Assert.True(a > 0, $"mmap failed: {Errno.Format(a)}");
+        return (ulong)a;
+    }
+
     public long Munmap(ulong addr, ulong len) => K.Run(T, () => K.SysMunmap(addr, len));
 
     public long Mprotect(ulong addr, ulong len, int prot) => K.Run(T, () => K.SysMprotect(addr, len, prot));
