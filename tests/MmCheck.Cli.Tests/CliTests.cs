@@ -3,23 +3,8 @@ using System.Text.Json;
 namespace MmCheck.Cli.Tests;
 
 /// <summary>The command line's contract (design.md): exit codes, errors without stack traces, JSON fields.</summary>
-public sealed class CliTests : IDisposable
+public sealed class CliTests() : ScratchDirTests("mmcheck-cli-")
 {
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "mmcheck-cli-" + Guid.NewGuid().ToString("N"));
-
-    public CliTests() => Directory.CreateDirectory(_dir);
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
-    private static (int Exit, string Out, string Err) Run(params string[] args) => CliHarness.Run(args);
-
-    private string Write(string name, string text)
-    {
-        string path = Path.Combine(_dir, name);
-        File.WriteAllText(path, text);
-        return path;
-    }
-
     private const string Cow = """
         MM cli-cow
         {
@@ -70,7 +55,7 @@ public sealed class CliTests : IDisposable
     {
         Write("a-good.litmus", Cow);
         Write("b-bad.litmus", "MM b\n{ process P; }\nthread T in P {\n  r = mmapp(0);\n}\n");
-        var (exit, output, err) = Run("explore", _dir, "--strategy", "dfs");
+        var (exit, output, err) = Run("explore", Dir, "--strategy", "dfs");
         Assert.Equal(2, exit);
         Assert.Contains("b-bad.litmus:4:7: error: unknown call 'mmapp'; did you mean 'mmap'?", err, StringComparison.Ordinal);
         Assert.Contains("cli-cow", output, StringComparison.Ordinal);
@@ -137,7 +122,7 @@ public sealed class CliTests : IDisposable
     public void Run_prints_the_step_log_and_the_saved_trace_replays()
     {
         string path = Write("cow.litmus", Cow);
-        string traces = Path.Combine(_dir, "traces");
+        string traces = Path.Combine(Dir, "traces");
         var (exit, output, err) = Run("run", path, "--out", traces);
         Assert.True(exit == 0, output + err);
         Assert.Contains("dup_mmap", output, StringComparison.Ordinal);
@@ -152,7 +137,7 @@ public sealed class CliTests : IDisposable
     public void Replay_reports_a_trace_the_model_no_longer_follows()
     {
         string path = Write("cow.litmus", Cow);
-        string traces = Path.Combine(_dir, "traces");
+        string traces = Path.Combine(Dir, "traces");
         Assert.Equal(0, Run("run", path, "--out", traces).Exit);
         string trace = Assert.Single(Directory.GetFiles(traces, "*.trace.json"));
         // The child now does something else first: the recorded schedule no longer fits.

@@ -5,23 +5,8 @@ namespace MmCheck.Cli.Tests;
 
 /// <summary><c>mmcheck conform</c>: scenarios and random cases against this machine's kernel, its
 /// exit codes and its JSON (design.md: cases, agreed, skipped, disagreements).</summary>
-public sealed class ConformCommandTests : IDisposable
+public sealed class ConformCommandTests() : ScratchDirTests("mmcheck-conform-cli-")
 {
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "mmcheck-conform-cli-" + Guid.NewGuid().ToString("N"));
-
-    public ConformCommandTests() => Directory.CreateDirectory(_dir);
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
-    private static (int Exit, string Out, string Err) Run(params string[] args) => CliHarness.Run(args);
-
-    private string Write(string name, string text)
-    {
-        string path = Path.Combine(_dir, name);
-        File.WriteAllText(path, text);
-        return path;
-    }
-
     private static bool OracleAvailable => NativeOracle.Availability().IsAvailable;
 
     private const string Cow = """
@@ -108,7 +93,7 @@ public sealed class ConformCommandTests : IDisposable
     [Fact]
     public void Bad_usage_exits_2()
     {
-        Assert.Equal(2, Run("conform", Path.Combine(_dir, "missing.litmus")).Exit);
+        Assert.Equal(2, Run("conform", Path.Combine(Dir, "missing.litmus")).Exit);
         Assert.Equal(2, Run("conform", Write("cow.litmus", Cow), "--random", "-1").Exit);
         Assert.Equal(2, Run("conform", Write("cow.litmus", Cow), "--random", "many").Exit);
     }
@@ -126,11 +111,11 @@ public sealed class ConformCommandTests : IDisposable
     [Fact]
     public void A_scenario_that_cannot_be_read_exits_2_and_the_others_still_run()
     {
-        string folder = Path.Combine(_dir, "corpus");
+        string folder = Path.Combine(Dir, "corpus");
         Directory.CreateDirectory(folder);
         File.WriteAllText(Path.Combine(folder, "cow.litmus"), Cow);
         // A dangling link: listed with the folder's scenarios, unreadable (root reads any mode).
-        File.CreateSymbolicLink(Path.Combine(folder, "gone.litmus"), Path.Combine(_dir, "nowhere.litmus"));
+        File.CreateSymbolicLink(Path.Combine(folder, "gone.litmus"), Path.Combine(Dir, "nowhere.litmus"));
         var (exit, output, err) = Run("conform", folder);
         Assert.Equal(2, exit);
         Assert.Contains("cannot read '", err, StringComparison.Ordinal);
