@@ -265,11 +265,10 @@ internal sealed class DfsEngine : IScheduleController
         if (st.Node >= 0)
         {
             var node = _nodes[st.Node];
-            if (!node.ChosenRecorded)
+            if (node.ChosenStep < 0)
             {
                 node.ChosenStep = step;
                 node.ChosenHasData = st.DataLen > 0;
-                node.ChosenRecorded = true;
             }
         }
         _races.AddStep(s.Log, step, s.TaskCount, step >= _firstFresh, _onRace);
@@ -345,7 +344,7 @@ internal sealed class DfsEngine : IScheduleController
             else
             {
                 node.Done |= 1UL << node.Chosen;
-                if (!_plain && node.ChosenRecorded && !node.ChosenHasData)
+                if (!_plain && node.ChosenStep >= 0 && !node.ChosenHasData)
                 {
                     node.DoneEntries.Add(new SleepEntry(node.Chosen, ChosenFoot(node)!));
                 }
@@ -353,7 +352,6 @@ internal sealed class DfsEngine : IScheduleController
                 if (pending != 0)
                 {
                     node.Chosen = BitOperations.TrailingZeroCount(pending);
-                    node.ChosenRecorded = false;
                     node.ChosenStep = -1;
                     node.ChosenFoot = null;
                     Truncate(idx + 1);
@@ -436,10 +434,8 @@ internal sealed class DfsEngine : IScheduleController
             node.Shared = new SharedNode
             {
                 Parent = parent?.Shared,
-                ChoiceFromParent = parent?.Chosen ?? 0,
                 Depth = i,
                 IsData = node.IsData,
-                Enabled = node.Enabled,
                 First = node.Chosen,
                 FirstFoot = ChosenFoot(node),
                 FirstHasData = node.ChosenHasData,
@@ -483,7 +479,7 @@ internal sealed class DfsEngine : IScheduleController
     /// (the log holds the current execution, which passed the node); null before the step ran.</summary>
     private ulong[]? ChosenFoot(DfsNode node)
     {
-        if (!node.ChosenRecorded)
+        if (node.ChosenStep < 0)
         {
             return null;
         }

@@ -34,14 +34,13 @@ internal sealed class DfsNode
     public SharedNode? Shared;
     /// <summary>Above the split depth: shared, published when a request first needs it.</summary>
     public bool InSharedTop;
-    /// <summary>The chosen child's step in the execution log, once it ran. Its footprint is copied
+    /// <summary>The chosen child's step in the execution log once it ran, else -1. Its footprint is copied
     /// out (<see cref="ChosenFoot"/>) only when a sleep set or the shared tree needs it, which most
     /// nodes never do; replays are deterministic, so the step is the same in every execution that
     /// passes the node.</summary>
     public int ChosenStep;
     public ulong[]? ChosenFoot;
     public bool ChosenHasData;
-    public bool ChosenRecorded;
 
     public void Reset()
     {
@@ -64,6 +63,5 @@ internal sealed class DfsNode
         ChosenStep = -1;
         ChosenFoot = null;
         ChosenHasData = false;
-        ChosenRecorded = false;
     }
 }

@@ -8,11 +8,8 @@ namespace MmCheck.Explorer;
 internal sealed class SharedNode
 {
     public SharedNode? Parent;
-    /// <summary>The parent's choice that leads here.</summary>
-    public int ChoiceFromParent;
     public int Depth;
     public bool IsData;
-    public ulong Enabled;
     /// <summary>The branch the creating unit took (explored by that unit).</summary>
     public int First;
     public ulong[]? FirstFoot;
