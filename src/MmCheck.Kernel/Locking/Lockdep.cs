@@ -78,13 +78,13 @@ public sealed class LockGraph
     /// <see cref="TakenIn"/>.</summary>
     public readonly record struct EdgeContext(string HeldIn, string TakenIn, string Task);
 
-    private readonly Dictionary<(Node From, Node To), EdgeContext> _edges = [];
     /// <summary>The edges in the order they were added.</summary>
-    private readonly List<(Node From, Node To)> _order = [];
+    private readonly List<(Node From, Node To, EdgeContext Ctx)> _edges = [];
     private readonly Dictionary<Node, List<Node>> _succ = [];
     private readonly HashSet<(Node, Node)> _reported = [];
-    /// <summary>Edges already known, packed, so the common case (a known edge) is one probe.</summary>
-    private readonly HashSet<long> _known = [];
+    /// <summary>Each edge's index in <see cref="_edges"/>, by its packed pair, so the common case
+    /// (a known edge) is one probe.</summary>
+    private readonly Dictionary<long, int> _known = [];
 
     // FindPath's scratch: edges are added on every execution's first acquisitions, and a fresh
     // queue and maps per search would be most of what lockdep allocates.
@@ -98,7 +98,6 @@ public sealed class LockGraph
     public void Clear()
     {
         _edges.Clear();
-        _order.Clear();
         foreach (var list in _succ.Values)
         {
             list.Clear();
@@ -125,7 +124,7 @@ public sealed class LockGraph
         {
             return true;
         }
-        if (!_known.Contains(key))
+        if (!_known.ContainsKey(key))
         {
             return false;
         }
@@ -135,25 +134,20 @@ public sealed class LockGraph
 
     /// <summary>The edges in the order they were added.</summary>
     public IEnumerable<KeyValuePair<(Node From, Node To), EdgeContext>> Edges =>
-        _order.Select(e => KeyValuePair.Create(e, _edges[e]));
+        _edges.Select(e => KeyValuePair.Create((e.From, e.To), e.Ctx));
 
     /// <summary>The <paramref name="i"/>-th edge added (0 ≤ i &lt; <see cref="EdgeCount"/>).</summary>
-    public (Node From, Node To, EdgeContext Ctx) EdgeAt(int i)
-    {
-        var e = _order[i];
-        return (e.From, e.To, _edges[e]);
-    }
+    public (Node From, Node To, EdgeContext Ctx) EdgeAt(int i) => _edges[i];
 
     /// <summary>Adds an edge; returns the cycle it closes (edges from <paramref name="to"/> back to
     /// <paramref name="from"/>) if it closes one that was not reported before.</summary>
     public List<(Node From, Node To, EdgeContext Ctx)>? AddEdge(Node from, Node to, EdgeContext ctx)
     {
-        if (!_known.Add(Pack(from, to)))
+        if (!_known.TryAdd(Pack(from, to), _edges.Count))
         {
             return null;
         }
-        _edges.Add((from, to), ctx);
-        _order.Add((from, to));
+        _edges.Add((from, to, ctx));
         if (!_succ.TryGetValue(from, out var list))
         {
             _succ[from] = list = [];
@@ -167,7 +161,7 @@ public sealed class LockGraph
         var cycle = new List<(Node, Node, EdgeContext)> { (from, to, ctx) };
         for (int i = 0; i + 1 < path.Count; i++)
         {
-            cycle.Add((path[i], path[i + 1], _edges[(path[i], path[i + 1])]));
+            cycle.Add(_edges[_known[Pack(path[i], path[i + 1])]]);
         }
         return cycle;
     }
@@ -176,8 +170,8 @@ public sealed class LockGraph
     public List<List<(Node From, Node To, EdgeContext Ctx)>> Merge(LockGraph other)
     {
         var found = new List<List<(Node, Node, EdgeContext)>>();
-        foreach (var ((f, t), ctx) in other._edges.OrderBy(e => e.Key.From.ClassId).ThenBy(e => e.Key.To.ClassId)
-                     .ThenBy(e => e.Key.From.Subclass).ThenBy(e => e.Key.To.Subclass))
+        foreach (var (f, t, ctx) in other._edges.OrderBy(e => e.From.ClassId).ThenBy(e => e.To.ClassId)
+                     .ThenBy(e => e.From.Subclass).ThenBy(e => e.To.Subclass))
         {
             if (AddEdge(f, t, ctx) is { } c)
             {
