@@ -58,6 +58,11 @@ public sealed class BenchCommandTests
         Assert.True(explorer.GetProperty("steps").GetInt64() > 0);
         Assert.True(explorer.GetProperty("points_per_second").GetDouble() > 0);
         Assert.True(explorer.GetProperty("parallel_result_identical").GetBoolean());
+        // The speed-up's reference: independent explorations at once, and the share of it the explorer got.
+        double independent = explorer.GetProperty("independent_speedup").GetDouble();
+        Assert.True(independent > 0);
+        Assert.Equal(explorer.GetProperty("speedup").GetDouble() / independent, explorer.GetProperty("parallel_efficiency").GetDouble(), 9);
+        Assert.True(explorer.GetProperty("jit_compilations_during_speedup").GetInt64() >= 0);
         Assert.All(explorer.GetProperty("dpor").EnumerateArray(), d => Assert.True(d.GetProperty("same_verdict").GetBoolean()));
     }
 

@@ -31,6 +31,12 @@ public sealed record ExplorerBenchmarkOptions
     /// <summary>How long to explore before measuring, so that the JIT has compiled the kernel's and
     /// the explorer's hot paths at full optimisation (tiered compilation takes a few seconds).</summary>
     public TimeSpan Warmup { get; init; } = TimeSpan.FromSeconds(4);
+
+    /// <summary>After <see cref="Warmup"/>, small speed-up pairs go on until the JIT has compiled
+    /// nothing for this long (zero: not at all), at most until <see cref="MaxWarmup"/>.</summary>
+    public TimeSpan JitQuietWindow { get; init; } = TimeSpan.FromSeconds(1);
+
+    public TimeSpan MaxWarmup { get; init; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>DPOR against plain DFS on one bounded scenario.</summary>
@@ -77,6 +83,14 @@ public sealed record ExplorerBenchmarkResult
     /// <summary>The best one-worker time over the best many-worker time. On a host whose speed
     /// drifts this favours the one-worker run, which needs one quiet core where the other needs two.</summary>
     public double SpeedupBestOf { get; init; }
+    /// <summary>What the machine and the runtime allow this workload with nothing coordinated: as
+    /// many independent one-worker explorations as workers, at once on their own threads, against
+    /// the pair's one-worker run (throughput ratio, median of pairs). On this VM it is below the
+    /// worker count: the virtual CPUs slow each other down, the collector stops both.</summary>
+    public double IndependentSpeedup { get; init; }
+    /// <summary><see cref="Speedup"/> over <see cref="IndependentSpeedup"/>: the share of what the
+    /// machine allows that the explorer's parallel DFS gets.</summary>
+    public double ParallelEfficiency => IndependentSpeedup > 0 ? Speedup / IndependentSpeedup : double.NaN;
     /// <summary>The speed-up with a core per worker, from CPU times: workers / CPU overhead. It
     /// assumes busy workers, which the fine-grained DFS units give until the last ones.</summary>
     public double CpuSpeedup { get; init; }
@@ -87,6 +101,10 @@ public sealed record ExplorerBenchmarkResult
     public int Gen0Collections { get; init; }
     /// <summary>Time the collector paused the process during that exploration.</summary>
     public TimeSpan GcPause { get; init; }
+    /// <summary>Methods the JIT compiled during the timed explorations of the pairs (0 when warmed up:
+    /// tiered compilation's background thread takes a core from a many-worker run, not from a
+    /// one-worker run).</summary>
+    public long JitCompilationsDuringSpeedup { get; init; }
     /// <summary>The multi-worker result was identical to the one-worker result.</summary>
     public bool ParallelResultIdentical { get; init; }
     public int ProcessorCount { get; init; }
@@ -98,7 +116,7 @@ public sealed record ExplorerBenchmarkResult
         $"{Scenario}: {PointsPerCpuSecond / 1e6:F2} M points per CPU second ({PointsPerSecond / 1e6:F2} M/s wall; {PointsPerSecondExcludingSetup / 1e6:F2} M per CPU second without setup, setup {SetupMicroseconds:F0} µs; " +
         $"explorer alone {SchedulerOnlyPointsPerSecond / 1e6:F2} M); " +
         $"DPOR {DporReduction:F1}x fewer executions ({string.Join(", ", Dpor.Select(d => $"{d.Scenario} {d.PlainSchedules}/{d.DporSchedules}"))}); " +
-        $"{SpeedupScenario}: {Workers} workers {Speedup:F2}x wall (median of pairs; best of each {OneWorker.TotalMilliseconds:F0} → {ManyWorkers.TotalMilliseconds:F0} ms, {SpeedupBestOf:F2}x), CPU overhead {ParallelCpuOverhead:F2}, {CpuSpeedup:F2}x from CPU times, identical={ParallelResultIdentical}; " +
+        $"{SpeedupScenario}: {Workers} workers {Speedup:F2}x wall (median of pairs; best of each {OneWorker.TotalMilliseconds:F0} → {ManyWorkers.TotalMilliseconds:F0} ms, {SpeedupBestOf:F2}x; {JitCompilationsDuringSpeedup} methods compiled meanwhile; independent explorations {IndependentSpeedup:F2}x, efficiency {ParallelEfficiency:P0}), CPU overhead {ParallelCpuOverhead:F2}, {CpuSpeedup:F2}x from CPU times, identical={ParallelResultIdentical}; " +
         $"{AllocatedBytesPerExecution / 1e3:F1} KB allocated per execution, {Gen0Collections} gen-0 collections pausing {GcPause.TotalMilliseconds:F1} ms per one-worker exploration; load {LoadAverage}");
 }
 
@@ -128,6 +146,20 @@ public static class ExplorerBenchmarks
             Explorer.Explore(speedTarget, Dfs(options.Workers, 300));
         }
         while (warm.Elapsed < options.Warmup);
+        // What runs once per exploration (a complete exploration's end, its result, the comparison
+        // of results) reaches the JIT's call-count threshold only after a few dozen explorations,
+        // inside the timed pairs unless warmed here: 200–340 ms of background compilation there,
+        // which takes a core from the many-worker runs only. Small complete pairs until the JIT is
+        // quiet.
+        var small = BenchmarkTargets.FaultVsMunmap(2);
+        var quiet = Stopwatch.StartNew();
+        for (int r = 0; quiet.Elapsed < options.JitQuietWindow && warm.Elapsed < options.MaxWarmup; r++)
+        {
+            if (SpeedupPair(small, options.Workers, manyFirst: r % 2 == 1).Compiled > 0)
+            {
+                quiet.Restart();
+            }
+        }
 
         // What one exploration asks of the collector, which every worker waits for.
         long allocated = GC.GetTotalAllocatedBytes(precise: true);
@@ -145,28 +177,22 @@ public static class ExplorerBenchmarks
         var oneCpu = TimeSpan.MaxValue;
         var manyCpu = TimeSpan.MaxValue;
         var pairRatios = new List<double>();
+        var independentRatios = new List<double>();
         bool identical = true;
         string? reference = null;
+        long compiledDuring = 0;
         for (int r = 0; r < Math.Max(1, options.SpeedupRepetitions); r++)
         {
-            ExplorationResult one, many;
-            if (r % 2 == 0)
-            {
-                one = Explorer.Explore(speedTarget, Dfs(1));
-                many = Explorer.Explore(speedTarget, Dfs(options.Workers));
-            }
-            else
-            {
-                many = Explorer.Explore(speedTarget, Dfs(options.Workers));
-                one = Explorer.Explore(speedTarget, Dfs(1));
-            }
+            var (one, many, independent, same, compiled) = SpeedupPair(speedTarget, options.Workers, manyFirst: r % 2 == 1);
+            compiledDuring += compiled;
             pairRatios.Add(one.Elapsed.TotalSeconds / many.Elapsed.TotalSeconds);
+            independentRatios.Add(options.Workers * one.Elapsed.TotalSeconds / independent.TotalSeconds);
             oneCpu = Min(oneCpu, one.CpuTime);
             manyCpu = Min(manyCpu, many.CpuTime);
             oneWorker = Min(oneWorker, one.Elapsed);
             manyWorkers = Min(manyWorkers, many.Elapsed);
             reference ??= Fingerprint(one);
-            identical &= Fingerprint(one) == reference && Fingerprint(many) == reference;
+            identical &= same && Fingerprint(one) == reference;
         }
 
         // Throughput: one worker, DFS with DPOR, best of the repetitions. The share of the run spent
@@ -223,8 +249,10 @@ public static class ExplorerBenchmarks
             Workers = options.Workers,
             Speedup = Median(pairRatios),
             SpeedupBestOf = oneWorker.TotalSeconds / manyWorkers.TotalSeconds,
+            IndependentSpeedup = Median(independentRatios),
             ParallelCpuOverhead = overhead,
             CpuSpeedup = options.Workers / overhead,
+            JitCompilationsDuringSpeedup = compiledDuring,
             ParallelResultIdentical = identical,
             AllocatedBytesPerExecution = allocatedPerExecution,
             Gen0Collections = gen0,
@@ -232,6 +260,37 @@ public static class ExplorerBenchmarks
             ProcessorCount = Environment.ProcessorCount,
             LoadAverage = load is null ? null : $"{load} → {LoadAverage()}",
         };
+    }
+
+    /// <summary>One pair of the speed-up: a complete one-worker and many-worker exploration back to
+    /// back, then (or first: the order reverses) as many one-worker explorations at once as workers;
+    /// whether the results are identical, and how many methods the JIT compiled meanwhile.</summary>
+    private static (ExplorationResult One, ExplorationResult Many, TimeSpan Independent, bool Identical, long Compiled) SpeedupPair(
+        ExplorationTarget t, int workers, bool manyFirst)
+    {
+        long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
+        TimeSpan Independent()
+        {
+            var clock = Stopwatch.StartNew();
+            WorkerPool.Run(workers, _ => Explorer.Explore(t, Dfs(1)));
+            return clock.Elapsed;
+        }
+        ExplorationResult one, many;
+        TimeSpan independent;
+        if (manyFirst)
+        {
+            independent = Independent();
+            many = Explorer.Explore(t, Dfs(workers));
+            one = Explorer.Explore(t, Dfs(1));
+        }
+        else
+        {
+            one = Explorer.Explore(t, Dfs(1));
+            many = Explorer.Explore(t, Dfs(workers));
+            independent = Independent();
+        }
+        compiled = System.Runtime.JitInfo.GetCompiledMethodCount() - compiled;
+        return (one, many, independent, Fingerprint(one) == Fingerprint(many), compiled);
     }
 
     /// <summary>Points per CPU second of the exploring threads (per wall-clock second where the
