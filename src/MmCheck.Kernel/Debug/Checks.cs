@@ -11,31 +11,45 @@ public sealed record KernelInvariant(string Name, string Description, Func<Kerne
 // counters run only while no page-table lock is held by anyone.
 public sealed partial class Kernel
 {
+    /// <summary>The built-in invariants; a check takes the kernel, so one set serves every instance.</summary>
+    private static readonly KernelInvariant[] BuiltinInvariants =
+    [
+        new(Invariants.RmapComplete,
+            "a folio's mapcount equals the page-table entries that map it, and rmap finds each of them",
+            k => k.CheckRmapComplete()),
+        new(Invariants.AnonExclusive,
+            "a writable anonymous PTE maps a PageAnonExclusive page",
+            k => k.CheckAnonExclusive()),
+        new(Invariants.RefCount,
+            "a mapped folio holds at least one reference per mapping and is not free",
+            k => k.CheckRefcounts()),
+        // The device layer's (Drivers/DeviceInvariants.cs): cheap when no revoke or write-notify backer exists.
+        new(Invariants.RevokedIomemMapped,
+            "after a revoke of an iomem range (a region claim, a vfio memory disable) returns, no user PTE maps it until it is released",
+            k => k.CheckRevokedIomemMapped()),
+        new(Invariants.WriteNotify,
+            "in a write-notify VMA a PTE is writable only if the backer's mkwrite ran for the page since it was last cleaned",
+            k => k.CheckWriteNotify()),
+    ];
+
     /// <summary>The registry: later layers (devices, notifiers) add theirs here.</summary>
-    public readonly List<KernelInvariant> InvariantRegistry = [];
+    public readonly List<KernelInvariant> InvariantRegistry = [.. BuiltinInvariants];
 
     /// <summary>Set when page tables or folio counters changed since the last check.</summary>
     internal bool StateDirty = true;
 
-    private void RegisterBuiltinInvariants()
-    {
-        InvariantRegistry.Add(new KernelInvariant(Invariants.RmapComplete,
-            "a folio's mapcount equals the page-table entries that map it, and rmap finds each of them",
-            k => k.CheckRmapComplete()));
-        InvariantRegistry.Add(new KernelInvariant(Invariants.AnonExclusive,
-            "a writable anonymous PTE maps a PageAnonExclusive page",
-            k => k.CheckAnonExclusive()));
-        InvariantRegistry.Add(new KernelInvariant(Invariants.RefCount,
-            "a mapped folio holds at least one reference per mapping and is not free",
-            k => k.CheckRefcounts()));
-        // The device layer's (Drivers/DeviceInvariants.cs): cheap when no revoke or write-notify backer exists.
-        InvariantRegistry.Add(new KernelInvariant(Invariants.RevokedIomemMapped,
-            "after a revoke of an iomem range (a region claim, a vfio memory disable) returns, no user PTE maps it until it is released",
-            k => k.CheckRevokedIomemMapped()));
-        InvariantRegistry.Add(new KernelInvariant(Invariants.WriteNotify,
-            "in a write-notify VMA a PTE is writable only if the backer's mkwrite ran for the page since it was last cleaned",
-            k => k.CheckWriteNotify()));
-    }
+    /// <summary>A user PTE of a live mm, as the page-table checks read it.</summary>
+    private readonly record struct PteLeaf(MmStruct Mm, VmAreaStruct Vma, ulong Addr, ulong Entry);
+
+    /// <summary>Scratch for <see cref="PteLeaves"/>, per thread: a thread runs one kernel's checks
+    /// at a time, and an explorer checks after most steps of every execution.</summary>
+    [ThreadStatic]
+    private static List<PteLeaf>? t_pteLeaves;
+
+    /// <summary>During a <see cref="CheckInvariants"/> pass, the user PTEs once walked (page tables
+    /// do not change while the checks read them); null before the first check asks.</summary>
+    private List<PteLeaf>? _passPteLeaves;
+    private bool _inCheckPass;
 
     /// <summary>Whether some task holds a page-table lock (checks of mapcounts wait for quiescence).</summary>
     public bool PageTablesBusy()
@@ -53,43 +67,69 @@ public sealed partial class Kernel
         return false;
     }
 
-    /// <summary>Runs every registered invariant; the explorer calls this at each scheduling point.</summary>
+    /// <summary>Runs every registered invariant and returns the violations; the explorer calls
+    /// this after the steps that changed state. The built-in checks allocate nothing when everything holds.</summary>
     public IEnumerable<(string Invariant, string Message)> CheckInvariants()
     {
         bool quiet = !PageTablesBusy();
-        foreach (var inv in InvariantRegistry)
+        List<(string, string)>? found = null;
+        _inCheckPass = true;
+        try
         {
-            if (!quiet && inv.Name is Invariants.RmapComplete or Invariants.AnonExclusive or Invariants.RefCount)
+            foreach (var inv in InvariantRegistry)
             {
-                continue;
-            }
-            foreach (var msg in inv.Check(this))
-            {
-                yield return (inv.Name, msg);
+                if (!quiet && inv.Name is Invariants.RmapComplete or Invariants.AnonExclusive or Invariants.RefCount)
+                {
+                    continue;
+                }
+                foreach (var msg in inv.Check(this))
+                {
+                    (found ??= []).Add((inv.Name, msg));
+                }
             }
         }
+        finally
+        {
+            _inCheckPass = false;
+            _passPteLeaves?.Clear();
+            _passPteLeaves = null;
+        }
+        return (IEnumerable<(string, string)>?)found ?? [];
     }
 
-    /// <summary>Every user mapping of every live mm: (mm, vma, address, leaf entry, level).</summary>
-    private IEnumerable<(MmStruct Mm, VmAreaStruct Vma, ulong Addr, ulong Entry)> AllLeafEntries()
+    /// <summary>Every user PTE (present or not, not none) of every live mm, with its VMA. Walked once
+    /// per <see cref="CheckInvariants"/> pass into the thread's scratch list; outside a pass, afresh.</summary>
+    private List<PteLeaf> PteLeaves()
     {
+        if (_passPteLeaves is { } ready)
+        {
+            return ready;
+        }
+        var list = _inCheckPass ? (t_pteLeaves ??= []) : [];
         foreach (var mm in Mms)
         {
             if (mm == InitMm || mm.Dead)
             {
                 continue;
             }
-            foreach (var vma in mm.MmMt.Snapshot())
+            for (int i = 0; i < mm.MmMt.Count; i++)
             {
-                foreach (var (a, e, level) in LeavesInRange(mm, vma.VmStart, vma.VmEnd))
+                var vma = mm.MmMt[i];
+                for (ulong a = vma.VmStart; NextLeaf(mm, ref a, vma.VmEnd, out ulong e, out int level);
+                     a = PagingMode.AddrEnd(a, vma.VmEnd, Paging.ShiftOfLevel(level)))
                 {
                     if (level == 1)
                     {
-                        yield return (mm, vma, a, e);
+                        list.Add(new PteLeaf(mm, vma, a, e));
                     }
                 }
             }
         }
+        if (_inCheckPass)
+        {
+            _passPteLeaves = list;
+        }
+        return list;
     }
 
     /// <summary>
@@ -99,15 +139,25 @@ public sealed partial class Kernel
     /// </summary>
     internal IEnumerable<(ulong Addr, ulong Entry, int Level)> LeavesInRange(MmStruct mm, ulong start, ulong end)
     {
-        for (ulong a = start; a < end;)
+        for (ulong a = start; NextLeaf(mm, ref a, end, out ulong e, out int level); a = PagingMode.AddrEnd(a, end, Paging.ShiftOfLevel(level)))
         {
-            bool leaf = PeekLeaf(mm, a, out ulong e, out int level);
-            if (leaf && (level != 1 || !PteNone(new Pte(e))))
-            {
-                yield return (a, e, level);
-            }
-            a = PagingMode.AddrEnd(a, end, Paging.ShiftOfLevel(level));
+            yield return (a, e, level);
         }
+    }
+
+    /// <summary>Moves <paramref name="addr"/> to the first non-none leaf entry at or above it, below
+    /// <paramref name="end"/> (see <see cref="LeavesInRange"/>); false when there is none.</summary>
+    private bool NextLeaf(MmStruct mm, ref ulong addr, ulong end, out ulong entry, out int level)
+    {
+        for (; addr < end; addr = PagingMode.AddrEnd(addr, end, Paging.ShiftOfLevel(level)))
+        {
+            if (PeekLeaf(mm, addr, out entry, out level) && (level != 1 || !PteNone(new Pte(entry))))
+            {
+                return true;
+            }
+        }
+        (entry, level) = (0, 0);
+        return false;
     }
 
     /// <summary>The folio an entry references for rmap purposes (present normal pages and device entries).</summary>
@@ -126,20 +176,24 @@ public sealed partial class Kernel
         return null;
     }
 
+    // The checks below return violations in a list made when the first is found, so that a check
+    // that finds nothing (nearly every one the explorer runs) allocates nothing: the [] they return
+    // then is typed as the interface, the shared empty array (as a List it would be a new one).
+
     private IEnumerable<string> CheckRmapComplete()
     {
-        var counts = new Dictionary<ulong, int>();
-        foreach (var (mm, vma, addr, e) in AllLeafEntries())
+        List<string>? bad = null;
+        var counts = t_mapCounts ??= [];
+        foreach (var (mm, vma, addr, e) in PteLeaves())
         {
             if (RmapFolioOf(vma, e) is not { } f)
             {
                 continue;
             }
             counts[f.Pfn] = counts.GetValueOrDefault(f.Pfn) + 1;
-            bool found = RmapCandidates(f).Any(h => h.Vma == vma && h.Address == addr);
-            if (!found)
+            if (!RmapReaches(f, vma, addr))
             {
-                yield return $"rmap cannot find mm#{mm.Id} {addr:x} → pfn {f.Pfn:x} ({FolioMappingObject(f)?.ToString() ?? "no mapping"}, index {FolioIndex(f):x})";
+                (bad ??= []).Add($"rmap cannot find mm#{mm.Id} {addr:x} → pfn {f.Pfn:x} ({FolioMappingObject(f)?.ToString() ?? "no mapping"}, index {FolioIndex(f):x})");
             }
         }
         foreach (var (pfn, n) in counts)
@@ -147,18 +201,25 @@ public sealed partial class Kernel
             int mc = MemMap.MapCount(pfn);
             if (mc != n)
             {
-                yield return $"pfn {pfn:x} has mapcount {mc} but {n} page-table entries map it";
+                (bad ??= []).Add($"pfn {pfn:x} has mapcount {mc} but {n} page-table entries map it");
             }
         }
+        counts.Clear();
+        return (IEnumerable<string>?)bad ?? [];
     }
+
+    /// <summary>Scratch of <see cref="CheckRmapComplete"/>: PTEs counted per PFN.</summary>
+    [ThreadStatic]
+    private static Dictionary<ulong, int>? t_mapCounts;
 
     private IEnumerable<string> CheckAnonExclusive()
     {
         if (Variants.DoWpPageReuse != Variants.WpReuseRule.AnonExclusive)
         {
-            yield break;
+            return [];
         }
-        foreach (var (mm, vma, addr, e) in AllLeafEntries())
+        List<string>? bad = null;
+        foreach (var (mm, vma, addr, e) in PteLeaves())
         {
             var pte = new Pte(e);
             if (!PtePresent(pte) || !PteWrite(pte) || VmNormalPageQuiet(vma, pte) is not { } p)
@@ -168,14 +229,16 @@ public sealed partial class Kernel
             uint f = MemMap.PeekFlags(p.Pfn);
             if ((f & (uint)PageFlags.PAGE_MAPPING_ANON) != 0 && (f & (uint)PageFlags.PG_anon_exclusive) == 0)
             {
-                yield return $"mm#{mm.Id} maps anon pfn {p.Pfn:x} writable at {addr:x} but it is not PageAnonExclusive";
+                (bad ??= []).Add($"mm#{mm.Id} maps anon pfn {p.Pfn:x} writable at {addr:x} but it is not PageAnonExclusive");
             }
         }
+        return (IEnumerable<string>?)bad ?? [];
     }
 
     private IEnumerable<string> CheckRefcounts()
     {
-        foreach (var (mm, vma, addr, e) in AllLeafEntries())
+        List<string>? bad = null;
+        foreach (var (mm, vma, addr, e) in PteLeaves())
         {
             if (RmapFolioOf(vma, e) is not { } f)
             {
@@ -183,12 +246,13 @@ public sealed partial class Kernel
             }
             if (PageIsFree(f.Pfn))
             {
-                yield return $"mm#{mm.Id} maps freed pfn {f.Pfn:x} at {addr:x}";
+                (bad ??= []).Add($"mm#{mm.Id} maps freed pfn {f.Pfn:x} at {addr:x}");
             }
             else if (MemMap.RefCount(f.Pfn) < MemMap.MapCount(f.Pfn))
             {
-                yield return $"pfn {f.Pfn:x} has refcount {MemMap.RefCount(f.Pfn)} below its mapcount {MemMap.MapCount(f.Pfn)}";
+                (bad ??= []).Add($"pfn {f.Pfn:x} has refcount {MemMap.RefCount(f.Pfn)} below its mapcount {MemMap.MapCount(f.Pfn)}");
             }
         }
+        return (IEnumerable<string>?)bad ?? [];
     }
 }

@@ -142,10 +142,11 @@ public sealed partial class Kernel
     internal IEnumerable<string> CheckRevokedIomemMapped()
     {
         _revoked.RemoveAll(r => !r.StillRevoked());
-        if (_revoked.Count == 0)
-        {
-            yield break;
-        }
+        return _revoked.Count == 0 ? [] : CheckRevokedRangesMapped();
+    }
+
+    private IEnumerable<string> CheckRevokedRangesMapped()
+    {
         foreach (var (mm, addr, pfn, pages, level, _) in UserLeaves())
         {
             ulong first = pfn, last = pfn + pages - 1;
@@ -233,12 +234,10 @@ public sealed partial class Kernel
     public bool WriteNotified(AddressSpace mapping, ulong pgoff) =>
         _writeNotified.Contains((mapping.Handle, pgoff)) || _writeNotifyInflight.ContainsKey((mapping.Handle, pgoff));
 
-    internal IEnumerable<string> CheckWriteNotify()
+    internal IEnumerable<string> CheckWriteNotify() => _writeNotifyOps.Count == 0 ? [] : CheckWriteNotifyMappings();
+
+    private IEnumerable<string> CheckWriteNotifyMappings()
     {
-        if (_writeNotifyOps.Count == 0)
-        {
-            yield break;
-        }
         foreach (var mm in Mms.ToList())
         {
             if (mm == InitMm || mm.Dead)

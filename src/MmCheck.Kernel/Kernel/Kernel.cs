@@ -81,7 +81,6 @@ public sealed partial class Kernel
         StrictIomemChecks = Config.IoStrictDevmem;
         ZeroPfn = AllocZeroPage();
         InitMm = MmAllocCore(isInitMm: true);
-        RegisterBuiltinInvariants();
     }
 
     /// <summary>

@@ -456,45 +456,41 @@ public sealed partial class Kernel
 
     // ---- rmap walks ----
 
-    /// <summary>One mapping rmap found: the VMA and the address the folio should be at.</summary>
-    public readonly record struct RmapHit(VmAreaStruct Vma, ulong Address);
-
     /// <summary>
-    /// rmap_walk_anon() / rmap_walk_file() without locks or scheduling points: every VMA that may
-    /// map the folio and the address it would be at. For checkers and observers only.
+    /// Whether rmap_walk_anon() / rmap_walk_file(), without locks or scheduling points, visits
+    /// <paramref name="vma"/> at <paramref name="addr"/> for the folio: the VMAs linked into its
+    /// anon_vma (av->rb_root holds the AVCs of every VMA forked from it) or its mapping's i_mmap.
+    /// For checkers only.
     /// </summary>
-    public IEnumerable<RmapHit> RmapCandidates(Folio f)
+    public bool RmapReaches(Folio f, VmAreaStruct vma, ulong addr)
     {
-        ulong pgoff = MemMap.GetIndex(f.Pfn);
         int h = MemMap.Mapping(f.Pfn);
         if (h == 0)
         {
-            yield break;
+            return false;
         }
+        ulong pgoff = MemMap.GetIndex(f.Pfn);
         var mapping = Handles.Get(h);
         if ((MemMap.Flags(f.Pfn) & (uint)PageFlags.PAGE_MAPPING_ANON) != 0 && mapping is AnonVma av)
         {
-            // The folio's anon_vma and every anon_vma forked from it (descendants share the root):
-            // the kernel walks av->rb_root, which holds the AVCs of all VMAs linked into av.
             foreach (var avc in av.RbRoot)
             {
-                ulong a = VmaAddress(avc.Vma, pgoff);
-                if (a != ulong.MaxValue)
+                if (avc.Vma == vma && VmaAddress(vma, pgoff) == addr)
                 {
-                    yield return new RmapHit(avc.Vma, a);
+                    return true;
                 }
             }
         }
         else if (mapping is AddressSpace ms)
         {
-            foreach (var vma in ms.IMmap)
+            foreach (var v in ms.IMmap)
             {
-                ulong a = VmaAddress(vma, pgoff);
-                if (a != ulong.MaxValue)
+                if (v == vma && VmaAddress(vma, pgoff) == addr)
                 {
-                    yield return new RmapHit(vma, a);
+                    return true;
                 }
             }
         }
+        return false;
     }
 }

@@ -24,6 +24,10 @@ public sealed class VmaTree
     /// <summary>All VMAs in address order (a snapshot).</summary>
     public IReadOnlyList<VmAreaStruct> Snapshot() => [.. _vmas];
 
+    /// <summary>The <paramref name="index"/>-th VMA in address order, for readers that do not change
+    /// the tree while they go through it (the invariant checks).</summary>
+    internal VmAreaStruct this[int index] => _vmas[index];
+
     /// <summary>Index of the first VMA with vm_end &gt; addr.</summary>
     private int LowerBound(ulong addr)
     {
