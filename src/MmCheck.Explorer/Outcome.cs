@@ -22,16 +22,25 @@ public sealed record Outcome(IReadOnlyList<KeyValuePair<string, string>> Values)
         return new Outcome(list);
     }
 
+    // Loops over Values go by index: the explorer hashes an outcome per execution, and an
+    // interface foreach would allocate an enumerator each time.
+
+    /// <summary>Hash of <see cref="Values"/>, computed on first use (0: not yet).</summary>
+    private int _hash;
+
+    /// <summary>A copy (<c>with</c>) hashes its own values.</summary>
+    private Outcome(Outcome original) => Values = original.Values;
+
     /// <summary>The value of <paramref name="key"/>, or null.</summary>
     public string? this[string key]
     {
         get
         {
-            foreach (var kv in Values)
+            for (int i = 0; i < Values.Count; i++)
             {
-                if (kv.Key == key)
+                if (Values[i].Key == key)
                 {
-                    return kv.Value;
+                    return Values[i].Value;
                 }
             }
             return null;
@@ -56,13 +65,17 @@ public sealed record Outcome(IReadOnlyList<KeyValuePair<string, string>> Values)
 
     public override int GetHashCode()
     {
-        var h = new HashCode();
-        foreach (var kv in Values)
+        if (_hash == 0)
         {
-            h.Add(kv.Key, StringComparer.Ordinal);
-            h.Add(kv.Value, StringComparer.Ordinal);
+            var h = new HashCode();
+            for (int i = 0; i < Values.Count; i++)
+            {
+                h.Add(Values[i].Key, StringComparer.Ordinal);
+                h.Add(Values[i].Value, StringComparer.Ordinal);
+            }
+            _hash = h.ToHashCode() | 1;
         }
-        return h.ToHashCode();
+        return _hash;
     }
 
     public override string ToString()

@@ -41,6 +41,18 @@ public class UnitTests
     }
 
     [Fact]
+    public void AnOutcomeCopiedWithOtherValuesHashesItsOwnValues()
+    {
+        var a = Outcome.Of(("x", "1"));
+        int hashOfA = a.GetHashCode();
+        var b = a with { Values = [new("x", "2")] };
+        Assert.NotEqual(a, b);
+        Assert.Equal(Outcome.Of(("x", "2")), b);
+        Assert.Equal(Outcome.Of(("x", "2")).GetHashCode(), b.GetHashCode());
+        Assert.Equal(hashOfA, a.GetHashCode());
+    }
+
+    [Fact]
     public void ConditionsQuantifyOverOutcomes()
     {
         var outcomes = new[] { Outcome.Of(("x", "1")), Outcome.Of(("x", "2")) };
