@@ -186,6 +186,7 @@ public sealed class VmaLock : LockBase
                                                    (IsWriteLocked && _vma.VmMm.MmapLock.IsWriteHeldBy(t));
 
     /// <summary>vma_start_read(): fails if the VMA is write-locked or detached; never sleeps.</summary>
+    /// <remarks>Context: under RCU (lock_vma_under_rcu()), the mmap lock not held.</remarks>
     [KernelSymbol("vma_start_read", "mm/mmap_lock.c")]
     public ValueTask<bool> StartRead([CallerMemberName] string fn = "")
     {
@@ -214,7 +215,8 @@ public sealed class VmaLock : LockBase
         return true;
     }
 
-    /// <summary>vma_end_read().</summary>
+    /// <summary>vma_end_read(): the last reader out wakes a vma_start_write() waiting for it.</summary>
+    /// <remarks>Context: the VMA read-locked by the caller.</remarks>
     [KernelSymbol("vma_end_read", "mm/mmap_lock.c")]
     public ValueTask EndRead([CallerMemberName] string fn = "")
     {
@@ -273,7 +275,8 @@ public sealed class VmaLock : LockBase
         VmLockSeq = mm.MmLockSeq;
     }
 
-    /// <summary>vma_assert_write_locked().</summary>
+    /// <summary>vma_assert_write_locked(): a lockdep finding unless write-locked.</summary>
+    /// <remarks>Context: any.</remarks>
     [KernelSymbol("vma_assert_write_locked", "include/linux/mmap_lock.h")]
     public void AssertWriteLocked([CallerMemberName] string fn = "")
     {

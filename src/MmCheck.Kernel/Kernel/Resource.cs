@@ -111,12 +111,16 @@ public sealed partial class Kernel
         return result;
     }
 
-    /// <summary>request_mem_region(): 0 on success, -EBUSY on conflict (the caller's usual mapping).</summary>
+    /// <summary>request_mem_region(): the new BUSY resource, or null on a conflict (callers then
+    /// fail with -EBUSY). A claim inside iomem revokes user mappings of the range.</summary>
+    /// <remarks>Context: process context, may sleep; no mm lock held (resource_lock is dropped
+    /// before the revoke takes i_mmap_rwsem and the page-table locks).</remarks>
     [KernelSymbol("request_mem_region", "include/linux/ioport.h")]
     public ValueTask<Resource?> RequestMemRegion(ulong start, ulong n, string name) =>
         __RequestRegion(Iomem, start, n, name, 0);
 
     /// <summary>request_mem_region_exclusive(): the claim also forbids /dev/mem access.</summary>
+    /// <remarks>Context: as <see cref="RequestMemRegion"/>.</remarks>
     [KernelSymbol("request_mem_region_exclusive", "include/linux/ioport.h")]
     public ValueTask<Resource?> RequestMemRegionExclusive(ulong start, ulong n, string name) =>
         __RequestRegion(Iomem, start, n, name, Resource.IORESOURCE_EXCLUSIVE);
@@ -165,6 +169,8 @@ public sealed partial class Kernel
         return false;
     }
 
+    /// <summary>release_mem_region(): false when no BUSY region matches [start, start+n) exactly.</summary>
+    /// <remarks>Context: process context; takes resource_lock for write.</remarks>
     [KernelSymbol("release_mem_region", "include/linux/ioport.h")]
     public ValueTask<bool> ReleaseMemRegion(ulong start, ulong n) => __ReleaseRegion(Iomem, start, n);
 

@@ -16,6 +16,7 @@ public sealed partial class Kernel
     /// exit_to_user_mode(): task work (the deferred final fput), then checks that no lock is held
     /// and that no CPU still caches a translation this task made stale without flushing it.
     /// </summary>
+    /// <remarks>Context: the end of a system call; no locks may be held (a finding otherwise).</remarks>
     [KernelSymbol("exit_to_user_mode", "kernel/entry/common.c")]
     public ValueTask ReturnToUser(TaskStruct t, string fn)
     {
@@ -105,6 +106,8 @@ public sealed partial class Kernel
         return r;
     }
 
+    /// <summary>close(2): drops the descriptor; the file's last reference goes at the return to user space.</summary>
+    /// <remarks>Context: system call entry; no locks held.</remarks>
     [KernelSymbol("close", "fs/open.c")]
     public async ValueTask<long> SysClose(long fd)
     {

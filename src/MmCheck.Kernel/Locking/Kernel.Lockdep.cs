@@ -6,6 +6,7 @@ public sealed partial class Kernel
 {
     /// <summary>lock_acquire(): records the lock as held and checks the order against every lock
     /// already held. Trylocks cannot deadlock, so they add no dependency.</summary>
+    /// <remarks>Context: called by the lock primitives, as <paramref name="t"/>, before it may wait.</remarks>
     [KernelSymbol("lock_acquire", "kernel/locking/lockdep.c")]
     internal void LockdepAcquire(TaskStruct t, LockBase l, int subclass, bool read, bool trylock, string fn)
     {
@@ -46,6 +47,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>lock_release(): locks may be dropped in any order.</summary>
+    /// <remarks>Context: called by the lock primitives, as <paramref name="t"/>, which holds <paramref name="l"/>.</remarks>
     [KernelSymbol("lock_release", "kernel/locking/lockdep.c")]
     internal void LockdepRelease(TaskStruct t, LockBase l, string fn)
     {
@@ -90,7 +92,8 @@ public sealed partial class Kernel
         }
     }
 
-    /// <summary>lockdep_assert_held().</summary>
+    /// <summary>lockdep_assert_held(): a lock-assert finding unless the current task holds it.</summary>
+    /// <remarks>Context: any.</remarks>
     [KernelSymbol("lockdep_assert_held", "include/linux/lockdep.h")]
     public void LockdepAssertHeld(LockBase l, [CallerMemberName] string fn = "")
     {
@@ -101,7 +104,8 @@ public sealed partial class Kernel
         }
     }
 
-    /// <summary>lockdep_assert_held_write().</summary>
+    /// <summary>lockdep_assert_held_write(): a lock-assert finding unless held for write.</summary>
+    /// <remarks>Context: any.</remarks>
     [KernelSymbol("lockdep_assert_held_write", "include/linux/lockdep.h")]
     public void LockdepAssertHeldWrite(RwSemaphore l, [CallerMemberName] string fn = "")
     {

@@ -66,6 +66,9 @@ public sealed class SpinLock(Kernel k, LockClass cls, LockLabel name) : LockBase
 
     public override bool IsHeldBy(TaskStruct t) => _owner == t;
 
+    /// <summary>spin_lock(): a contended waiter is queued and handed the lock in FIFO order (the
+    /// model's queued spinlock); the holder runs with preemption disabled.</summary>
+    /// <remarks>Context: any; this lock not held by the caller (recursion is a lockdep finding).</remarks>
     [KernelSymbol("spin_lock", "include/linux/spinlock.h")]
     public ValueTask Lock([CallerMemberName] string fn = "", int subclass = 0)
     {
@@ -103,6 +106,8 @@ public sealed class SpinLock(Kernel k, LockClass cls, LockLabel name) : LockBase
         t.PreemptCount++;
     }
 
+    /// <summary>spin_trylock(): false when someone holds it.</summary>
+    /// <remarks>Context: any; does not wait.</remarks>
     [KernelSymbol("spin_trylock", "include/linux/spinlock.h")]
     public async ValueTask<bool> TryLock([CallerMemberName] string fn = "")
     {
@@ -120,6 +125,8 @@ public sealed class SpinLock(Kernel k, LockClass cls, LockLabel name) : LockBase
         return true;
     }
 
+    /// <summary>spin_unlock(): hands the lock to the first waiter, if any.</summary>
+    /// <remarks>Context: the caller holds it.</remarks>
     [KernelSymbol("spin_unlock", "include/linux/spinlock.h")]
     public ValueTask Unlock([CallerMemberName] string fn = "")
     {
@@ -262,6 +269,8 @@ public sealed class RwSemaphore(Kernel k, LockClass cls, LockLabel name) : LockB
         }
     }
 
+    /// <summary>down_read_trylock(): false while a writer holds it or waits for it.</summary>
+    /// <remarks>Context: any; does not sleep.</remarks>
     [KernelSymbol("down_read_trylock", "kernel/locking/rwsem.c")]
     public async ValueTask<bool> DownReadTrylock([CallerMemberName] string fn = "")
     {
@@ -313,6 +322,8 @@ public sealed class RwSemaphore(Kernel k, LockClass cls, LockLabel name) : LockB
         return WaitForHandoff(t, fn);
     }
 
+    /// <summary>down_write_trylock(): false while anyone holds it.</summary>
+    /// <remarks>Context: any; does not sleep.</remarks>
     [KernelSymbol("down_write_trylock", "kernel/locking/rwsem.c")]
     public async ValueTask<bool> DownWriteTrylock([CallerMemberName] string fn = "")
     {
@@ -479,6 +490,8 @@ public sealed class Mutex(Kernel k, LockClass cls, LockLabel name) : LockBase(k,
         Debug.Assert(_owner == t);
     }
 
+    /// <summary>mutex_trylock(): false when someone holds it.</summary>
+    /// <remarks>Context: process context; does not sleep.</remarks>
     [KernelSymbol("mutex_trylock", "kernel/locking/mutex.c")]
     public async ValueTask<bool> TryLock([CallerMemberName] string fn = "")
     {
@@ -548,6 +561,8 @@ public sealed class Completion(Kernel k, string name)
         await k.Sched.Sleep(this, fn);
     }
 
+    /// <summary>complete_all(): every waiter, present and future, goes on.</summary>
+    /// <remarks>Context: any; does not sleep.</remarks>
     [KernelSymbol("complete_all", "kernel/sched/completion.c")]
     public void CompleteAll()
     {

@@ -435,6 +435,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>try_restore_exclusive_pte(): needs the folio lock without sleeping (trylock).</summary>
+    /// <remarks>Context: both PTE locks held (copy_nonpresent_pte()); does not sleep.</remarks>
     [KernelSymbol("try_restore_exclusive_pte", "mm/memory.c")]
     private async ValueTask<bool> TryRestoreExclusivePte(VmAreaStruct vma, ulong addr, PtPtr ptep, Pte orig)
     {

@@ -367,7 +367,8 @@ public sealed partial class Kernel
         return VmFault.None;
     }
 
-    /// <summary>do_pte_missing().</summary>
+    /// <summary>do_pte_missing(): an empty PTE: do_anonymous_page() or do_fault().</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; no page-table lock held.</remarks>
     [KernelSymbol("do_pte_missing", "mm/memory.c")]
     private ValueTask<VmFault> DoPteMissing(VmFaultInfo vmf) =>
         vmf.Vma.IsAnonymous ? DoAnonymousPage(vmf) : DoFault(vmf);
@@ -471,6 +472,7 @@ public sealed partial class Kernel
     /// lock (trylock) because __anon_vma_prepare() looks at neighbouring VMAs; failing that it
     /// drops the VMA lock and asks for a retry under the mmap lock.
     /// </summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; no page-table lock held; may sleep.</remarks>
     [KernelSymbol("vmf_anon_prepare", "mm/internal.h")]
     private ValueTask<VmFault> VmfAnonPrepare(VmFaultInfo vmf) =>
         vmf.Vma.AnonVma is not null ? new ValueTask<VmFault>(VmFault.None) : VmfAnonPrepareSlow(vmf);

@@ -220,6 +220,7 @@ public sealed partial class Kernel
     /// an anonymous COW copy (the vm_normal_folio() test 04c35ab3bdae added to mm/memory.c:follow_phys()).
     /// The model reads the entry with follow_pfnmap_start(), as v6.12+ does.
     /// </summary>
+    /// <remarks>Context: the mmap lock or i_mmap_rwsem held, as for get_pat_info(); takes the PTE lock.</remarks>
     [KernelSymbol("follow_phys", "arch/x86/mm/pat/memtype.c")]
     private async ValueTask<bool> FollowPhys(VmAreaStruct vma)
     {

@@ -192,6 +192,7 @@ public sealed partial class Kernel
     public Pgd PgdpGet(PtPtr p) => new(ReadEntry(p));
 
     /// <summary>ptep_get_lockless(): the fault path's READ_ONCE of a PTE without the PTL.</summary>
+    /// <remarks>Context: the PTE table pinned (mmap or VMA read lock, or pte_offset_map()); no PTL.</remarks>
     [KernelSymbol("ptep_get_lockless", "include/linux/pgtable.h")]
     public ValueTask<Pte> PtepGetLockless(PtPtr p, [CallerMemberName] string fn = "")
     {
@@ -205,7 +206,8 @@ public sealed partial class Kernel
         return PtepGet(p);
     }
 
-    /// <summary>pmdp_get_lockless().</summary>
+    /// <summary>pmdp_get_lockless(): a READ_ONCE of a PMD without its lock.</summary>
+    /// <remarks>Context: the PMD table pinned (mmap or VMA read lock); no PMD lock.</remarks>
     [KernelSymbol("pmdp_get_lockless", "include/linux/pgtable.h")]
     public ValueTask<Pmd> PmdpGetLockless(PtPtr p, [CallerMemberName] string fn = "")
     {
@@ -368,15 +370,19 @@ public sealed partial class Kernel
     // ---- locks ----
 
     /// <summary>pte_lockptr(): the split lock of the PTE table a PMD points to.</summary>
+    /// <remarks>Context: the PTE table pinned; takes nothing.</remarks>
     [KernelSymbol("pte_lockptr", "include/linux/mm.h")]
     public SpinLock PteLockptr(MmStruct mm, PageTable pteTable) => pteTable.Ptl!;
 
     /// <summary>pmd_lockptr(): the split lock of the PMD table; page_table_lock when PMDs are folded.</summary>
+    /// <remarks>Context: the PMD table pinned; takes nothing.</remarks>
     [KernelSymbol("pmd_lockptr", "include/linux/mm.h")]
     public SpinLock PmdLockptr(MmStruct mm, PtPtr pmd) =>
         Paging.PmdFolded || pmd.Table.Level != 2 ? mm.PageTableLock : pmd.Table.Ptl!;
 
-    /// <summary>pmd_lock().</summary>
+    /// <summary>pmd_lock(): the PMD table's split lock (page_table_lock when PMDs are folded).</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock (the PMD table cannot go away); no PTE lock of
+    /// the table below held (the PMD lock nests outside it).</remarks>
     [KernelSymbol("pmd_lock", "include/linux/mm.h")]
     public async ValueTask<SpinLock> PmdLock(MmStruct mm, PtPtr pmd, [CallerMemberName] string fn = "")
     {
@@ -386,6 +392,8 @@ public sealed partial class Kernel
     }
 
     /// <summary>pud_lock(): mm->page_table_lock.</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock (the PUD table cannot go away); no
+    /// page-table lock of this mm held.</remarks>
     [KernelSymbol("pud_lock", "include/linux/mm.h")]
     public async ValueTask<SpinLock> PudLock(MmStruct mm, PtPtr pud, [CallerMemberName] string fn = "")
     {
@@ -397,6 +405,8 @@ public sealed partial class Kernel
     /// pte_offset_map_lock(): maps the PTE table under a PMD and takes its lock, re-checking that
     /// the PMD did not change meanwhile (else retries). Null if there is no PTE table.
     /// </summary>
+    /// <remarks>Context: mmap_lock or VMA read lock, or the rmap lock of a folio the table maps;
+    /// no PTE lock held. Returns with the PTE lock held when a table is found.</remarks>
     [KernelSymbol("pte_offset_map_lock", "mm/pgtable-generic.c")]
     public ValueTask<(PtPtr Pte, SpinLock Ptl)?> PteOffsetMapLock(MmStruct mm, PtPtr pmd, ulong addr,
         [CallerMemberName] string fn = "")
@@ -457,12 +467,14 @@ public sealed partial class Kernel
     }
 
     /// <summary>pte_unmap_unlock().</summary>
+    /// <remarks>Context: <paramref name="ptl"/> held (from pte_offset_map_lock()).</remarks>
     [KernelSymbol("pte_unmap_unlock", "include/linux/mm.h")]
     public ValueTask PteUnmapUnlock(PtPtr pte, SpinLock ptl, [CallerMemberName] string fn = "") => ptl.Unlock(fn);
 
     // ---- allocation: p?d_alloc() and the install-under-lock re-checks ----
 
     /// <summary>p4d_alloc(): inline fast path; __p4d_alloc() only when the PGD entry is empty.</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; may sleep; no page-table lock held.</remarks>
     [KernelSymbol("p4d_alloc", "include/linux/mm.h")]
     public ValueTask<PtPtr?> P4dAlloc(MmStruct mm, PtPtr pgd, ulong addr) =>
         PgdNone(PgdpGet(pgd)) ? P4dAllocSlow(mm, pgd, addr) : new ValueTask<PtPtr?>(P4dOffset(pgd, addr));
@@ -470,7 +482,8 @@ public sealed partial class Kernel
     private async ValueTask<PtPtr?> P4dAllocSlow(MmStruct mm, PtPtr pgd, ulong addr) =>
         await __P4dAlloc(mm, pgd, addr) != 0 ? null : P4dOffset(pgd, addr);
 
-    /// <summary>pud_alloc().</summary>
+    /// <summary>pud_alloc(): __pud_alloc() only when the P4D entry is empty.</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; may sleep; no page-table lock held.</remarks>
     [KernelSymbol("pud_alloc", "include/linux/mm.h")]
     public ValueTask<PtPtr?> PudAlloc(MmStruct mm, PtPtr p4d, ulong addr) =>
         P4dNone(P4dpGet(p4d)) ? PudAllocSlow(mm, p4d, addr) : new ValueTask<PtPtr?>(PudOffset(p4d, addr));
@@ -478,7 +491,8 @@ public sealed partial class Kernel
     private async ValueTask<PtPtr?> PudAllocSlow(MmStruct mm, PtPtr p4d, ulong addr) =>
         await __PudAlloc(mm, p4d, addr) != 0 ? null : PudOffset(p4d, addr);
 
-    /// <summary>pmd_alloc().</summary>
+    /// <summary>pmd_alloc(): __pmd_alloc() only when the PUD entry is empty.</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; may sleep; no page-table lock held.</remarks>
     [KernelSymbol("pmd_alloc", "include/linux/mm.h")]
     public ValueTask<PtPtr?> PmdAlloc(MmStruct mm, PtPtr pud, ulong addr) =>
         PudNone(PudpGet(pud)) ? PmdAllocSlow(mm, pud, addr) : new ValueTask<PtPtr?>(PmdOffset(pud, addr));
@@ -556,6 +570,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>pte_alloc_one(): a PTE table page, not yet installed.</summary>
+    /// <remarks>Context: may sleep (GFP_PGTABLE_USER); no page-table lock held.</remarks>
     [KernelSymbol("pte_alloc_one", "include/asm-generic/pgalloc.h")]
     public PageTable? PteAllocOne(MmStruct mm) => TryNewPageTable(mm, 1);
 
@@ -596,6 +611,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>pte_alloc(): true on failure, as the kernel's macro.</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock; may sleep; no page-table lock held.</remarks>
     [KernelSymbol("pte_alloc", "include/linux/mm.h")]
     public ValueTask<bool> PteAlloc(MmStruct mm, PtPtr pmd, ulong addr) =>
         PmdNone(PmdpGet(pmd)) ? PteAllocSlow(mm, pmd, addr) : new ValueTask<bool>(false);

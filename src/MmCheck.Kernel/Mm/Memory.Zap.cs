@@ -381,6 +381,8 @@ public sealed partial class Kernel
     }
 
     /// <summary>unmap_mapping_range(): byte range, rounded out to pages; holelen 0 means to the end.</summary>
+    /// <remarks>Context: may sleep; takes i_mmap_rwsem for read, then each VMA's page-table locks;
+    /// no mmap lock needed or taken.</remarks>
     [KernelSymbol("unmap_mapping_range", "mm/memory.c")]
     public ValueTask UnmapMappingRange(AddressSpace mapping, long holebegin, long holelen, bool evenCows)
     {

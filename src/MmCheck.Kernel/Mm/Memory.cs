@@ -121,6 +121,8 @@ public sealed partial class Kernel
     }
 
     /// <summary>folio_lock(): sleeps until PG_locked is ours.</summary>
+    /// <remarks>Context: may sleep: no spinlock held; the folio lock nests inside mmap_lock and
+    /// outside i_mmap_rwsem and the page-table locks.</remarks>
     [KernelSymbol("folio_lock", "include/linux/pagemap.h")]
     public async ValueTask FolioLock(Folio f, [CallerMemberName] string fn = "")
     {
@@ -137,7 +139,8 @@ public sealed partial class Kernel
         s.Owner = t;
     }
 
-    /// <summary>folio_trylock().</summary>
+    /// <summary>folio_trylock(): false when PG_locked is someone's.</summary>
+    /// <remarks>Context: any; does not sleep.</remarks>
     [KernelSymbol("folio_trylock", "include/linux/pagemap.h")]
     public async ValueTask<bool> FolioTrylock(Folio f, [CallerMemberName] string fn = "")
     {
@@ -155,6 +158,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>folio_unlock(): clears PG_locked and wakes waiters.</summary>
+    /// <remarks>Context: the folio locked by the caller.</remarks>
     [KernelSymbol("folio_unlock", "mm/filemap.c")]
     public async ValueTask FolioUnlock(Folio f, [CallerMemberName] string fn = "")
     {

@@ -45,7 +45,9 @@ public sealed partial class Kernel
         }
     }
 
-    /// <summary>mmu_notifier_invalidate_range_start().</summary>
+    /// <summary>mmu_notifier_invalidate_range_start(): every subscriber's callback, in order.</summary>
+    /// <remarks>Context: may sleep (a blockable range): no page-table lock held; the callers hold the
+    /// mmap lock or an rmap lock (unmap_mapping_range()).</remarks>
     [KernelSymbol("mmu_notifier_invalidate_range_start", "include/linux/mmu_notifier.h")]
     public ValueTask MmuNotifierInvalidateRangeStart(MmStruct mm, MmuNotifierEvent ev, ulong start, ulong end, object? owner = null) =>
         _mmuNotifiers.Count == 0 || !_mmuNotifiers.TryGetValue(mm, out var list) || list.Count == 0
@@ -64,7 +66,8 @@ public sealed partial class Kernel
         }
     }
 
-    /// <summary>mmu_notifier_invalidate_range_end().</summary>
+    /// <summary>mmu_notifier_invalidate_range_end(): after the page tables of the range changed.</summary>
+    /// <remarks>Context: as the matching invalidate_range_start(); no page-table lock held.</remarks>
     [KernelSymbol("mmu_notifier_invalidate_range_end", "include/linux/mmu_notifier.h")]
     public ValueTask MmuNotifierInvalidateRangeEnd(MmStruct mm, MmuNotifierEvent ev, ulong start, ulong end, object? owner = null) =>
         _mmuNotifiers.Count == 0 || !_mmuNotifiers.TryGetValue(mm, out var list) || list.Count == 0
@@ -84,6 +87,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>mmu_notifier_release(): exit_mmap() tells every subscriber the mm is going.</summary>
+    /// <remarks>Context: the last mm user (exit_mmap()); may sleep; no locks held.</remarks>
     [KernelSymbol("mmu_notifier_release", "include/linux/mmu_notifier.h")]
     public async ValueTask MmuNotifierRelease(MmStruct mm)
     {

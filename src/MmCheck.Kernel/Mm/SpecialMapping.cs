@@ -59,6 +59,7 @@ public sealed partial class Kernel
     };
 
     /// <summary>special_mapping_close(): the mapping's own ->close, if it has one.</summary>
+    /// <remarks>Context: the mmap lock write-held (the VMA is being removed).</remarks>
     [KernelSymbol("special_mapping_close", "mm/mmap.c")]
     private ValueTask SpecialMappingClose(VmAreaStruct vma)
     {
@@ -96,6 +97,7 @@ public sealed partial class Kernel
     /// special_mapping_fault(): the mapping's own ->fault if it has one; otherwise the page at the
     /// fault's offset in the page array, with a reference for the caller; SIGBUS past its end.
     /// </summary>
+    /// <remarks>Context: ->fault: mmap_lock or VMA read lock; no page-table lock held.</remarks>
     [KernelSymbol("special_mapping_fault", "mm/mmap.c")]
     private ValueTask<VmFault> SpecialMappingFault(VmFaultInfo vmf)
     {
@@ -141,6 +143,7 @@ public sealed partial class Kernel
     /// page tables track soft-dirty) on top of the caller's flags minus any mlock state, the page
     /// protection those flags imply, the ops and the private data; insert it; account it.
     /// </summary>
+    /// <remarks>Context: the mmap lock write-held.</remarks>
     [KernelSymbol("__install_special_mapping", "mm/mmap.c")]
     private async ValueTask<(VmAreaStruct? Vma, int Err)> __InstallSpecialMapping(MmStruct mm, ulong addr, ulong len, VmFlags vmFlags,
         object priv, VmOperationsStruct ops)

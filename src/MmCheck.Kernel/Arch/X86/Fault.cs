@@ -27,6 +27,8 @@ public sealed partial class Kernel
     /// exc_page_fault() → do_user_addr_fault(): resolves a user fault. Returns 0 when the access
     /// should be retried, or the signal to deliver (SIGSEGV, SIGBUS, SIGKILL).
     /// </summary>
+    /// <remarks>Context: the faulting task, interrupts on, no locks held; takes the VMA lock
+    /// (lock_vma_under_rcu()) or else the mmap lock for read, and drops it before returning.</remarks>
     [KernelSymbol("do_user_addr_fault", "arch/x86/mm/fault.c")]
     [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     public async ValueTask<int> DoUserAddrFault(ulong address, X86PfError errorCode)
