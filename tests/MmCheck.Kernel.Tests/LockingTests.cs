@@ -397,6 +397,51 @@ public class LockingTests
         Assert.Empty(s1.SeamViolations);
     }
 
+    /// <summary>Counts what is posted to it and runs none of it.</summary>
+    private sealed class RecordingContext : SynchronizationContext
+    {
+        public int Posts;
+
+        public override void Post(SendOrPostCallback d, object? state) => Interlocked.Increment(ref Posts);
+    }
+
+    [Fact]
+    public void TasksInterleavedAtEveryPointRunInlineUnderACallersSynchronizationContext()
+    {
+        // The fault path's pooled value tasks post continuations to a captured context: the
+        // scheduler must keep the caller's away from the model, or the tasks go on elsewhere.
+        var caller = SynchronizationContext.Current;
+        var recorder = new RecordingContext();
+        SynchronizationContext.SetSynchronizationContext(recorder);
+        try
+        {
+            var (k, s, t) = BootOnSeam(preempt: true);
+            var t2 = k.CreateThread(t, "t2");
+            ulong a = (ulong)s.Run(t, () => k.SysMmap(0, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+            s.Spawn(t, async () =>
+            {
+                for (ulong i = 0; i < 4; i++) { await k.UserStore(a + i * 4096, 8, 0x100 + i); }
+            }, "t1");
+            s.Spawn(t2, async () =>
+            {
+                for (ulong i = 0; i < 4; i++) { await k.UserStore(a + i * 4096 + 8, 8, 0x200 + i); }
+            }, "t2");
+            Assert.True(s.RunAll(), string.Join("; ", s.Findings));
+            Assert.True(s.Preemptions > 50, $"only {s.Preemptions} preemptions");
+            for (ulong i = 0; i < 4; i++)
+            {
+                Assert.Equal(0x100 + i, s.Run(t, async () => (await k.UserLoad(a + i * 4096, 8)).Value));
+                Assert.Equal(0x200 + i, s.Run(t, async () => (await k.UserLoad(a + i * 4096 + 8, 8)).Value));
+            }
+            Assert.Equal(0, recorder.Posts);
+            Assert.Same(recorder, SynchronizationContext.Current);
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(caller);
+        }
+    }
+
     // ---- the documented lock order ----
 
     private static string RepoFile(string rel)

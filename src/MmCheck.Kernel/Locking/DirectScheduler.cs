@@ -81,27 +81,42 @@ public class DirectScheduler : Scheduler
 
     /// <summary>Runs the queued tasks until every one is done or asleep; false (and a deadlock
     /// finding per sleeper) if some task is left sleeping.</summary>
+    /// <remarks>
+    /// Runs without the caller's SynchronizationContext (xunit's, a UI thread's): an await on a
+    /// pooled value task (<see cref="InlineAsyncBuilder{TResult}"/>) that captured one would post its
+    /// continuation there instead of running it inline, and the model would go on later, on
+    /// another thread, outside this loop.
+    /// </remarks>
     public bool RunUntilIdle()
     {
         var previous = Current;
+        var callerContext = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(null);
         var sleeping = new HashSet<TaskStruct>();
-        while (_runQueue.Count > 0)
+        try
         {
-            var t = _runQueue.Dequeue();
-            var c = t.Continuation!;
-            t.Continuation = null;
-            Current = t;
-            _suspended = false;
-            c();
-            if (_suspended && t.SchedState == TaskSchedState.Sleeping)
+            while (_runQueue.Count > 0)
             {
-                sleeping.Add(t);
+                var t = _runQueue.Dequeue();
+                var c = t.Continuation!;
+                t.Continuation = null;
+                Current = t;
+                _suspended = false;
+                c();
+                if (_suspended && t.SchedState == TaskSchedState.Sleeping)
+                {
+                    sleeping.Add(t);
+                }
+                else if (_suspended)
+                {
+                    _runQueue.Enqueue(t);
+                }
+                sleeping.RemoveWhere(s => s.SchedState != TaskSchedState.Sleeping);
             }
-            else if (_suspended)
-            {
-                _runQueue.Enqueue(t);
-            }
-            sleeping.RemoveWhere(s => s.SchedState != TaskSchedState.Sleeping);
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(callerContext);
         }
         Current = previous;
         sleeping.RemoveWhere(s => s.SchedState != TaskSchedState.Sleeping);
