@@ -356,31 +356,39 @@ public class LockingTests
         Assert.Empty(s.SeamViolations);
     }
 
+    /// <summary>Two threads of <paramref name="t"/>'s process each store to their own word of the
+    /// same four fresh pages (faulting tables and pages in) until both are done; the eight words read
+    /// back in address order (0x100 + page and 0x200 + page when nothing was lost).</summary>
+    private static ulong[] TwoThreadsStoreToTheSamePages(Linux.Kernel k, SeamScheduler s, TaskStruct t, out long usedBefore)
+    {
+        var t2 = k.CreateThread(t, "t2");
+        ulong a = (ulong)s.Run(t, () => k.SysMmap(0, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        usedBefore = k.Buddy.UsedPages;
+        s.Spawn(t, async () =>
+        {
+            for (ulong i = 0; i < 4; i++) { await k.UserStore(a + i * 4096, 8, 0x100 + i); }
+        }, "t1");
+        s.Spawn(t2, async () =>
+        {
+            for (ulong i = 0; i < 4; i++) { await k.UserStore(a + i * 4096 + 8, 8, 0x200 + i); }
+        }, "t2");
+        Assert.True(s.RunAll(), string.Join("; ", s.Findings));
+        var vals = new List<ulong>();
+        for (ulong i = 0; i < 4; i++)
+        {
+            vals.Add(s.Run(t, async () => (await k.UserLoad(a + i * 4096, 8)).Value));
+            vals.Add(s.Run(t, async () => (await k.UserLoad(a + i * 4096 + 8, 8)).Value));
+        }
+        return [.. vals];
+    }
+
     [Fact]
     public void ThreadsFaultingTheSameTablesInterleavedAtEveryPointAgreeAndLeakNoTable()
     {
         long Run(bool preempt, out SeamScheduler sched, out ulong[] seen)
         {
             var (k, s, t) = BootOnSeam(preempt);
-            var t2 = k.CreateThread(t, "t2");
-            ulong a = (ulong)s.Run(t, () => k.SysMmap(0, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-            long before = k.Buddy.UsedPages;
-            s.Spawn(t, async () =>
-            {
-                for (ulong i = 0; i < 4; i++) { await k.UserStore(a + i * 4096, 8, 0x100 + i); }
-            }, "t1");
-            s.Spawn(t2, async () =>
-            {
-                for (ulong i = 0; i < 4; i++) { await k.UserStore(a + i * 4096 + 8, 8, 0x200 + i); }
-            }, "t2");
-            s.RunAll();
-            var vals = new List<ulong>();
-            for (ulong i = 0; i < 4; i++)
-            {
-                vals.Add(s.Run(t, async () => (await k.UserLoad(a + i * 4096, 8)).Value));
-                vals.Add(s.Run(t, async () => (await k.UserLoad(a + i * 4096 + 8, 8)).Value));
-            }
-            seen = [.. vals];
+            seen = TwoThreadsStoreToTheSamePages(k, s, t, out long before);
             sched = s;
             Assert.Empty(k.CheckInvariants());
             return k.Buddy.UsedPages - before;
@@ -416,23 +424,9 @@ public class LockingTests
         try
         {
             var (k, s, t) = BootOnSeam(preempt: true);
-            var t2 = k.CreateThread(t, "t2");
-            ulong a = (ulong)s.Run(t, () => k.SysMmap(0, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-            s.Spawn(t, async () =>
-            {
-                for (ulong i = 0; i < 4; i++) { await k.UserStore(a + i * 4096, 8, 0x100 + i); }
-            }, "t1");
-            s.Spawn(t2, async () =>
-            {
-                for (ulong i = 0; i < 4; i++) { await k.UserStore(a + i * 4096 + 8, 8, 0x200 + i); }
-            }, "t2");
-            Assert.True(s.RunAll(), string.Join("; ", s.Findings));
+            var seen = TwoThreadsStoreToTheSamePages(k, s, t, out _);
             Assert.True(s.Preemptions > 50, $"only {s.Preemptions} preemptions");
-            for (ulong i = 0; i < 4; i++)
-            {
-                Assert.Equal(0x100 + i, s.Run(t, async () => (await k.UserLoad(a + i * 4096, 8)).Value));
-                Assert.Equal(0x200 + i, s.Run(t, async () => (await k.UserLoad(a + i * 4096 + 8, 8)).Value));
-            }
+            Assert.Equal([0x100UL, 0x200, 0x101, 0x201, 0x102, 0x202, 0x103, 0x203], seen);
             Assert.Equal(0, recorder.Posts);
             Assert.Same(recorder, SynchronizationContext.Current);
         }
