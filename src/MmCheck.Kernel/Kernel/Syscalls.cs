@@ -48,6 +48,7 @@ public sealed partial class Kernel
 
     /// <remarks>Context: system call entry: process context, no locks held.</remarks>
     [KernelSymbol("munmap", "mm/mmap.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     public async ValueTask<long> SysMunmap(ulong addr, ulong len)
     {
         await SyscallEnter("munmap");

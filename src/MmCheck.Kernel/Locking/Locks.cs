@@ -354,6 +354,7 @@ public sealed class RwSemaphore(Kernel k, LockClass cls, LockLabel name) : LockB
         return UpReadAfterPoint(point, fn);
     }
 
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     private async ValueTask UpReadAfterPoint(SchedYield point, string fn)
     {
         await point;

@@ -98,6 +98,7 @@ public abstract class Scheduler
 
     /// <summary>Runs a task body to its end, turning BUG/oops into a dead task rather than an
     /// escaped exception. Every scheduler starts tasks through this.</summary>
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     protected static async ValueTask RunTaskBody(TaskStruct task, Func<ValueTask> body)
     {
         try

@@ -24,6 +24,7 @@ public sealed partial class Kernel
     /// </summary>
     /// <remarks>Context: mmap lock held (read after munmap's downgrade); VMAs detached from the tree.</remarks>
     [KernelSymbol("unmap_vmas", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     public async ValueTask UnmapVmas(MmuGather tlb, IReadOnlyList<VmAreaStruct> vmas, ulong start, ulong end)
     {
         if (vmas.Count == 0)
@@ -74,6 +75,7 @@ public sealed partial class Kernel
     /// <summary>unmap_page_range(): the PGD-level loop.</summary>
     /// <remarks>Context: mmap lock held (or i_mmap_rwsem for unmap_mapping_range()); no PTL held.</remarks>
     [KernelSymbol("unmap_page_range", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     public async ValueTask UnmapPageRange(MmuGather tlb, VmAreaStruct vma, ulong addr, ulong end, ZapDetails? details)
     {
         var mm = vma.VmMm;
@@ -99,6 +101,7 @@ public sealed partial class Kernel
 
     /// <remarks>Context: as unmap_page_range().</remarks>
     [KernelSymbol("zap_p4d_range", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     private async ValueTask ZapP4dRange(MmuGather tlb, VmAreaStruct vma, PtPtr pgd, ulong addr, ulong end, ZapDetails? details)
     {
         var p4d = P4dOffset(pgd, addr);
@@ -118,6 +121,7 @@ public sealed partial class Kernel
 
     /// <remarks>Context: as unmap_page_range().</remarks>
     [KernelSymbol("zap_pud_range", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     private async ValueTask ZapPudRange(MmuGather tlb, VmAreaStruct vma, PtPtr p4d, ulong addr, ulong end, ZapDetails? details)
     {
         var pud = PudOffset(p4d, addr);

@@ -812,6 +812,7 @@ public sealed partial class Kernel
     /// <summary>__vm_munmap(): munmap(2) under the mmap write lock, downgraded for the zap.</summary>
     /// <remarks>Context: no locks held; takes the mmap write lock.</remarks>
     [KernelSymbol("__vm_munmap", "mm/vma.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     public async ValueTask<int> __VmMunmap(ulong start, ulong len, bool unlock)
     {
         var mm = Current!.Mm!;

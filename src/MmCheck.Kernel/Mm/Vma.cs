@@ -791,6 +791,7 @@ public sealed partial class Kernel
     /// may sleep.
     /// </remarks>
     [KernelSymbol("vms_gather_munmap_vmas", "mm/vma.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     public async ValueTask<int> VmsGatherMunmapVmas(VmaMunmapStruct vms)
     {
         var mm = vms.Mm;
@@ -880,6 +881,7 @@ public sealed partial class Kernel
     /// Zapping takes the PTLs; freeing tables takes the rmap locks.
     /// </remarks>
     [KernelSymbol("vms_clear_ptes", "mm/vma.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     private async ValueTask VmsClearPtes(VmaMunmapStruct vms, bool mmWrLocked)
     {
         if (!vms.ClearPtes || vms.Detached.Count == 0)
@@ -902,6 +904,7 @@ public sealed partial class Kernel
     /// with the lock released; otherwise it returns with the write lock still held.
     /// </remarks>
     [KernelSymbol("vms_complete_munmap_vmas", "mm/vma.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     public async ValueTask VmsCompleteMunmapVmas(VmaMunmapStruct vms)
     {
         var mm = vms.Mm;
@@ -937,6 +940,7 @@ public sealed partial class Kernel
     /// it is still held.
     /// </remarks>
     [KernelSymbol("do_vmi_align_munmap", "mm/vma.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     public async ValueTask<int> DoVmiAlignMunmap(VmAreaStruct vma, MmStruct mm, ulong start, ulong end, bool unlock)
     {
         var vms = new VmaMunmapStruct { Mm = mm, Vma = vma, Start = start, End = end, Unlock = unlock };
@@ -957,6 +961,7 @@ public sealed partial class Kernel
     /// </summary>
     /// <remarks>Context: mmap write lock held.</remarks>
     [KernelSymbol("do_vmi_munmap", "mm/vma.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     public async ValueTask<int> DoVmiMunmap(MmStruct mm, ulong start, ulong len, bool unlock)
     {
         if (OffsetInPage(start) || start > Paging.TaskSize || len > Paging.TaskSize - start)

@@ -207,6 +207,7 @@ public sealed partial class Kernel
     /// </summary>
     /// <remarks>Context: no lock held; returns with the mmap read lock held if it found a VMA, else with no lock.</remarks>
     [KernelSymbol("lock_mm_and_find_vma", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     public async ValueTask<VmAreaStruct?> LockMmAndFindVma(MmStruct mm, ulong addr)
     {
         if (!await MmapReadTrylock(mm))
