@@ -85,7 +85,9 @@ public class DirectScheduler : Scheduler
     /// Runs without the caller's SynchronizationContext (xunit's, a UI thread's): an await on a
     /// pooled value task (<see cref="InlineAsyncBuilder{TResult}"/>) that captured one would post its
     /// continuation there instead of running it inline, and the model would go on later, on
-    /// another thread, outside this loop.
+    /// another thread, outside this loop. A non-default TaskScheduler current at the call would
+    /// be used the same way and cannot be cleared here; nothing in MmCheck runs the model inside
+    /// a task scheduled on one.
     /// </remarks>
     public bool RunUntilIdle()
     {
