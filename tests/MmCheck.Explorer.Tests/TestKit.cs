@@ -36,5 +36,5 @@ internal static class TestKit
         string.Join("\n", r.Outcomes.Select(o => $"{o.Outcome} x{o.Count} :: {r.OutcomeWitnesses[o.Outcome].ToJson()}")) + "\n" +
         string.Join("\n", r.Violations.Select(v => $"{v.Invariant}: {v.Message} ({v.Steps}) :: {v.Trace.ToJson()}")) + "\n" +
         string.Join("\n", r.Notes) + "\n" +
-        string.Join("\n", r.LockGraph.Edges.Select(e => $"{e.Key.From} -> {e.Key.To}").Order(StringComparer.Ordinal));
+        string.Join("\n", r.LockGraph.Edges.Select(e => $"{e.From} -> {e.To}").Order(StringComparer.Ordinal));
 }

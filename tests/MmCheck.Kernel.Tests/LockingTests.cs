@@ -548,7 +548,7 @@ public class LockingTests
         Assert.True(graph.EdgeCount >= 5, $"only {graph.EdgeCount} lock-order edges learned");
         var classes = LockClass.All;
         int checkedEdges = 0;
-        foreach (var ((from, to), ctx) in graph.Edges)
+        foreach (var (from, to, ctx) in graph.Edges)
         {
             int? df = Depth(tree, classes[from.ClassId]), dt = Depth(tree, classes[to.ClassId]);
             if (df is null || dt is null)
@@ -592,8 +592,8 @@ public class LockingTests
         Assert.Null(g.AddEdge(a, b, ctx));
         Assert.Null(g.AddEdge(c, b, ctx));
         Assert.NotNull(g.AddEdge(b, a, ctx));
-        Assert.Equal([(a, b), (c, b), (b, a)], Enumerable.Range(0, g.EdgeCount).Select(i => (g.EdgeAt(i).From, g.EdgeAt(i).To)));
-        Assert.Equal([(a, b), (c, b), (b, a)], g.Edges.Select(e => e.Key));
+        Assert.Equal([(a, b), (c, b), (b, a)], Enumerable.Range(0, g.EdgeCount).Select(i => (g.Edges[i].From, g.Edges[i].To)));
+        Assert.Equal([(a, b), (c, b), (b, a)], g.Edges.Select(e => (e.From, e.To)));
 
         g.Clear();
         Assert.Equal(0, g.EdgeCount);

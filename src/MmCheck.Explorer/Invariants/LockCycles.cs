@@ -9,11 +9,11 @@ internal static class LockCycles
     {
         var byName = new Dictionary<string, LockGraph.Node>(StringComparer.Ordinal);
         var ctxs = new Dictionary<(LockGraph.Node, LockGraph.Node), LockGraph.EdgeContext>();
-        foreach (var kv in g.Edges)
+        foreach (var (from, to, ctx) in g.Edges)
         {
-            byName.TryAdd(kv.Key.From.ToString(), kv.Key.From);
-            byName.TryAdd(kv.Key.To.ToString(), kv.Key.To);
-            ctxs[kv.Key] = kv.Value;
+            byName.TryAdd(from.ToString(), from);
+            byName.TryAdd(to.ToString(), to);
+            ctxs[(from, to)] = ctx;
         }
         var edges = new List<(LockGraph.Node, LockGraph.Node, LockGraph.EdgeContext)>(names.Count);
         for (int i = 0; i < names.Count; i++)

@@ -16,10 +16,9 @@ internal sealed class DfsResults(TraceFactory traces)
     {
         public UnitSpec Spec { get; private set; } = UnitSpec.Root;
         public int Exec;
-        /// <summary>The unit's graph only grows, so the edges after these are an execution's new ones.</summary>
+        /// <summary>The unit's graph only grows, so the edges after these are an execution's new
+        /// ones; an edge's index in the graph is its sequence number.</summary>
         public int EdgesSeen;
-        /// <summary>Scratch: the current execution's new edges, with their sequence numbers.</summary>
-        public readonly List<(LockGraph.Node From, LockGraph.Node To, LockGraph.EdgeContext Ctx, int Seq)> NewEdges = [];
 
         public void Begin(UnitSpec spec)
         {
@@ -49,17 +48,13 @@ internal sealed class DfsResults(TraceFactory traces)
     public bool Collect(UnitState u, ExplorerScheduler s, ExecutionEnd end, Outcome? outcome)
     {
         var key = new RunKey(u.Spec.Key, u.Exec++);
-        List<(LockGraph.Node From, LockGraph.Node To, LockGraph.EdgeContext Ctx, int Seq)>? newEdges = null;
-        if (s.LastEdgeStep >= 0 && s.Graph is { } g && g.EdgeCount > u.EdgesSeen)
+        // This execution's new edges: its graph's edges [newFrom, newTo).
+        int newFrom = u.EdgesSeen;
+        if (s.LastEdgeStep >= 0 && s.Graph is { } g && g.EdgeCount > newFrom)
         {
-            newEdges = u.NewEdges;
-            newEdges.Clear();
-            for (; u.EdgesSeen < g.EdgeCount; u.EdgesSeen++)
-            {
-                var (from, to, ctx) = g.EdgeAt(u.EdgesSeen);
-                newEdges.Add((from, to, ctx, u.EdgesSeen));
-            }
+            u.EdgesSeen = g.EdgeCount;
         }
+        int newTo = u.EdgesSeen;
         bool found = false;
         lock (_lock)
         {
@@ -74,11 +69,12 @@ internal sealed class DfsResults(TraceFactory traces)
                 _stepLimits++;
             }
 
-            if (newEdges is not null)
+            if (newTo > newFrom)
             {
                 Trace? edgeTrace = null;
-                foreach (var (from, to, ctx, seq) in newEdges)
+                for (int seq = newFrom; seq < newTo; seq++)
                 {
+                    var (from, to, ctx) = s.Graph!.Edges[seq];
                     if (!_edges.TryGetValue((from, to), out var k) || Before(key, seq, k))
                     {
                         edgeTrace ??= traces.Make(s, s.LastEdgeStep);
@@ -90,11 +86,11 @@ internal sealed class DfsResults(TraceFactory traces)
             int fseq = 0;
             foreach (var (step, f) in s.Log.Findings)
             {
-                found |= AddFinding(key, fseq++, s, step, f.Invariant, f.Message, newEdges);
+                found |= AddFinding(key, fseq++, s, step, f.Invariant, f.Message, newFrom, newTo);
             }
             if (end == ExecutionEnd.Defect && s.Defect is { } e)
             {
-                found |= AddFinding(key, fseq, s, Math.Max(s.Log.Count - 1, 0), RunCollector.ModelDefect, $"{e.GetType().Name}: {e.Message}", newEdges);
+                found |= AddFinding(key, fseq, s, Math.Max(s.Log.Count - 1, 0), RunCollector.ModelDefect, $"{e.GetType().Name}: {e.Message}", newFrom, newTo);
             }
 
             if (outcome is not null)
@@ -109,8 +105,8 @@ internal sealed class DfsResults(TraceFactory traces)
         return found;
     }
 
-    private bool AddFinding(RunKey key, int seq, ExplorerScheduler s, int step, string invariant, string message,
-        List<(LockGraph.Node From, LockGraph.Node To, LockGraph.EdgeContext Ctx, int Seq)>? newEdges)
+    /// <param name="newFrom">The execution's new edges are its graph's [newFrom, newTo).</param>
+    private bool AddFinding(RunKey key, int seq, ExplorerScheduler s, int step, string invariant, string message, int newFrom, int newTo)
     {
         string cls = ViolationClass.Of(invariant, message);
         bool isNew = !_violations.TryGetValue(cls, out var kept);
@@ -123,8 +119,18 @@ internal sealed class DfsResults(TraceFactory traces)
         if (invariant == Invariants.LockOrder && s.Graph is { } g && ViolationClass.CycleNodes(message) is { } names &&
             LockCycles.Resolve(g, names) is { } edges)
         {
-            cycle = new PendingCycle(edges.Select(e => (e.From, e.To, e.Ctx,
-                newEdges?.Any(n => n.From == e.From && n.To == e.To) == true)).ToList());
+            bool Here(LockGraph.Node from, LockGraph.Node to)
+            {
+                for (int i = newFrom; i < newTo; i++)
+                {
+                    if (g.Edges[i].From == from && g.Edges[i].To == to)
+                    {
+                        return true;
+                    }
+                }
+                return false;
+            }
+            cycle = new PendingCycle(edges.Select(e => (e.From, e.To, e.Ctx, Here(e.From, e.To))).ToList());
         }
         _violations[cls] = new(key, seq, (cand, cycle));
         return isNew;

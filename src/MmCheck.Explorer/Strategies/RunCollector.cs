@@ -28,13 +28,13 @@ internal sealed class RunCollector(TraceFactory traces)
         Trace? edgeTrace = null;
         if (s.LastEdgeStep >= 0 && s.Graph is { } g)
         {
-            foreach (var kv in g.Edges)
+            foreach (var (from, to, ctx) in g.Edges)
             {
-                if (!_edgeWitness.ContainsKey(kv.Key))
+                if (!_edgeWitness.ContainsKey((from, to)))
                 {
                     edgeTrace ??= Traces.Make(s, s.LastEdgeStep);
-                    _edgeWitness[kv.Key] = edgeTrace;
-                    Edges.Add(new EdgeWitness(kv.Key.From, kv.Key.To, kv.Value, edgeTrace));
+                    _edgeWitness[(from, to)] = edgeTrace;
+                    Edges.Add(new EdgeWitness(from, to, ctx, edgeTrace));
                 }
             }
         }

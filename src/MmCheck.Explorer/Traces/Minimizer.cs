@@ -52,11 +52,11 @@ internal static class Minimizer
                 return -1;
             }
             int have = 0;
-            foreach (var kv in s.Graph.Edges)
+            foreach (var (from, to, _) in s.Graph.Edges)
             {
                 foreach (var (f, t) in edges)
                 {
-                    if (kv.Key.From == f && kv.Key.To == t)
+                    if (from == f && to == t)
                     {
                         have++;
                     }

@@ -133,11 +133,7 @@ public sealed class LockGraph
     }
 
     /// <summary>The edges in the order they were added.</summary>
-    public IEnumerable<KeyValuePair<(Node From, Node To), EdgeContext>> Edges =>
-        _edges.Select(e => KeyValuePair.Create((e.From, e.To), e.Ctx));
-
-    /// <summary>The <paramref name="i"/>-th edge added (0 ≤ i &lt; <see cref="EdgeCount"/>).</summary>
-    public (Node From, Node To, EdgeContext Ctx) EdgeAt(int i) => _edges[i];
+    public IReadOnlyList<(Node From, Node To, EdgeContext Ctx)> Edges => _edges;
 
     /// <summary>Adds an edge; returns the cycle it closes (edges from <paramref name="to"/> back to
     /// <paramref name="from"/>) if it closes one that was not reported before.</summary>
