@@ -46,10 +46,9 @@ public sealed partial class Kernel
     [ThreadStatic]
     private static List<PteLeaf>? t_pteLeaves;
 
-    /// <summary>During a <see cref="CheckInvariants"/> pass, the user PTEs once walked (page tables
-    /// do not change while the checks read them); null before the first check asks.</summary>
+    /// <summary>During a <see cref="CheckInvariants"/> pass that runs the page-table checks, the user
+    /// PTEs, walked once at its start (the checks only read); null otherwise.</summary>
     private List<PteLeaf>? _passPteLeaves;
-    private bool _inCheckPass;
 
     /// <summary>Whether some task holds a page-table lock (checks of mapcounts wait for quiescence).</summary>
     public bool PageTablesBusy()
@@ -73,7 +72,7 @@ public sealed partial class Kernel
     {
         bool quiet = !PageTablesBusy();
         List<(string, string)>? found = null;
-        _inCheckPass = true;
+        _passPteLeaves = quiet ? CollectPteLeaves(t_pteLeaves ??= []) : null;
         try
         {
             foreach (var inv in InvariantRegistry)
@@ -90,22 +89,18 @@ public sealed partial class Kernel
         }
         finally
         {
-            _inCheckPass = false;
             _passPteLeaves?.Clear();
             _passPteLeaves = null;
         }
         return (IEnumerable<(string, string)>?)found ?? [];
     }
 
-    /// <summary>Every user PTE (present or not, not none) of every live mm, with its VMA. Walked once
-    /// per <see cref="CheckInvariants"/> pass into the thread's scratch list; outside a pass, afresh.</summary>
-    private List<PteLeaf> PteLeaves()
+    /// <summary>Every user PTE (present or not, not none) of every live mm, with its VMA: the pass's
+    /// walk inside <see cref="CheckInvariants"/>, a fresh one outside it.</summary>
+    private List<PteLeaf> PteLeaves() => _passPteLeaves ?? CollectPteLeaves([]);
+
+    private List<PteLeaf> CollectPteLeaves(List<PteLeaf> list)
     {
-        if (_passPteLeaves is { } ready)
-        {
-            return ready;
-        }
-        var list = _inCheckPass ? (t_pteLeaves ??= []) : [];
         foreach (var mm in Mms)
         {
             if (mm == InitMm || mm.Dead)
@@ -124,10 +119,6 @@ public sealed partial class Kernel
                     }
                 }
             }
-        }
-        if (_inCheckPass)
-        {
-            _passPteLeaves = list;
         }
         return list;
     }
