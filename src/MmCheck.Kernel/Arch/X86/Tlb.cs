@@ -54,18 +54,20 @@ public sealed class Tlb(int cpu)
         if (b + Ways > _tags.Length)
         {
             int n = Math.Min(Math.Max(2 * _tags.Length, InitialBlocks * Ways), (Sets + 1) * Ways);
-            _tags = Grow(_tags, n);
-            _data = Grow(_data, n);
+            _tags = Grow(_tags, s_emptyTags, n);
+            _data = Grow(_data, s_emptyData, n);
         }
         _block[set] = (byte)block;
         return b;
     }
 
-    private static T[] Grow<T>(T[] old, int n)
+    /// <summary>A bigger array with <paramref name="old"/>'s contents; <paramref name="old"/> goes
+    /// back to the pool unless it is the shared empty one (<paramref name="shared"/>).</summary>
+    private static T[] Grow<T>(T[] old, T[] shared, int n)
     {
         var a = RecycledArrays<T>.Rent(n);
         old.CopyTo(a, 0);
-        if (old.Length > Ways)
+        if (old != shared)
         {
             RecycledArrays<T>.Return(old);
         }
@@ -75,7 +77,7 @@ public sealed class Tlb(int cpu)
     /// <summary>Gives the storage back (<see cref="Kernel.Recycle"/>); the TLB is then empty and unusable.</summary>
     internal void Recycle()
     {
-        if (_tags.Length > Ways)
+        if (_tags != s_emptyTags)
         {
             RecycledArrays<ulong>.Return(_tags);
             RecycledArrays<TlbEntry>.Return(_data);
