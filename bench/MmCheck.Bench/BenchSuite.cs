@@ -11,6 +11,9 @@ public sealed record BenchOptions
     /// <summary>Size of the anonymous mapping the kernel and native benchmarks fault in, fork and unmap.</summary>
     public ulong Bytes { get; init; } = 1UL << 30;
 
+    /// <summary>What <see cref="ParseBytes"/> accepts, for error messages.</summary>
+    public const string BytesFormat = "a whole number of 4096-byte pages up to 64G, e.g. 1G, 256M, 4096";
+
     /// <summary>A mapping size as "1G", "256M", "64K" or "4096": a whole number of pages from one
     /// page to 64 GiB; null if <paramref name="s"/> is not one.</summary>
     public static ulong? ParseBytes(string s)

@@ -11,7 +11,7 @@ foreach (var a in args)
         string size = a["--bytes=".Length..];
         if (BenchOptions.ParseBytes(size) is not { } bytes)
         {
-            Console.Error.WriteLine($"MmCheck.Benchmarks: bad --bytes '{size}' (a whole number of 4096-byte pages up to 64G, e.g. 1G, 256M, 4096)");
+            Console.Error.WriteLine($"MmCheck.Benchmarks: bad --bytes '{size}' ({BenchOptions.BytesFormat})");
             return 2;
         }
         o = o with { Bytes = bytes };

@@ -51,5 +51,5 @@ internal static class BenchCommand
 
     /// <summary>"1G", "256M", "64K", "4096": a whole number of pages, from 1 page to 64 GiB.</summary>
     internal static ulong ParseBytes(string s) =>
-        BenchOptions.ParseBytes(s) ?? throw new UsageException($"bad --bytes '{s}' (a whole number of 4096-byte pages up to 64G, e.g. 1G, 256M, 4096)");
+        BenchOptions.ParseBytes(s) ?? throw new UsageException($"bad --bytes '{s}' ({BenchOptions.BytesFormat})");
 }
