@@ -107,7 +107,8 @@ public sealed partial class Kernel
         return r;
     }
 
-    /// <summary>close(2): drops the descriptor; the file's last reference goes at the return to user space.</summary>
+    /// <summary>close(2): drops the descriptor; the file's last reference goes at the return to user
+    /// space (fs/file_table.c:fput() defers __fput() to task work).</summary>
     /// <remarks>Context: system call entry; no locks held.</remarks>
     [KernelSymbol("close", "fs/open.c")]
     public async ValueTask<long> SysClose(long fd)
