@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using MmCheck.Tests;
 using Xunit.Abstractions;
 using static MmCheck.Conformance.Native.LinuxAbi;
 
@@ -44,7 +45,7 @@ public sealed class ConformanceTests(ITestOutputHelper output)
         {
             return;
         }
-        var lowered = LitmusLowering.Lower(ConformanceKit.CowExample);
+        var lowered = LitmusLowering.Lower(DesignExamples.CowBasicAfterFork);
         Assert.True(lowered.Ok, lowered.Error);
         var outcome = Conformance.RunOne(lowered.Case!, new ModelRunner(native.Layout), native);
         Assert.Equal(CaseVerdict.Agreed, outcome.Verdict);
@@ -222,7 +223,7 @@ public sealed class ConformanceTests(ITestOutputHelper output)
     [Fact]
     public void The_report_has_the_json_shape_of_the_design()
     {
-        var report = Conformance.RunCases([LitmusLowering.Lower(ConformanceKit.CowExample).Case!], new ConformanceOptions { Shrink = false });
+        var report = Conformance.RunCases([LitmusLowering.Lower(DesignExamples.CowBasicAfterFork).Case!], new ConformanceOptions { Shrink = false });
         using var doc = JsonDocument.Parse(report.ToJson());
         var root = doc.RootElement;
         Assert.Equal(1, root.GetProperty("cases").GetInt32());
@@ -240,7 +241,7 @@ public sealed class ConformanceTests(ITestOutputHelper output)
         Directory.CreateDirectory(dir);
         try
         {
-            File.WriteAllText(Path.Combine(dir, "cow.litmus"), ConformanceKit.CowExample);
+            File.WriteAllText(Path.Combine(dir, "cow.litmus"), DesignExamples.CowBasicAfterFork);
             File.WriteAllText(Path.Combine(dir, "dev.litmus"), "MM dev\n{\n  device G = pci(bar0 = 16 pages);\n  process P;\n}\n");
             var report = Conformance.Run([dir], 0, 0, new ConformanceOptions { Shrink = false });
             Assert.Equal(2, report.Cases);

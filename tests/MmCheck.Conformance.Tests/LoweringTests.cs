@@ -1,4 +1,5 @@
 using MmCheck.Litmus.Syntax;
+using MmCheck.Tests;
 using static MmCheck.Conformance.Native.LinuxAbi;
 
 namespace MmCheck.Conformance.Tests;
@@ -22,7 +23,7 @@ public sealed class LoweringTests
     [Fact]
     public void The_design_cow_example_lowers_in_program_order()
     {
-        var c = MustLower(ConformanceKit.CowExample);
+        var c = MustLower(DesignExamples.CowBasicAfterFork);
         Assert.Equal("cow-basic-after-fork", c.Name);
         var expected = new CaseBuilder("cow-basic-after-fork");
         int buf = expected.Mmap(0, Arg.Abs(0), PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);

@@ -2,6 +2,7 @@ using Linux;
 using MmCheck.Litmus.Binding;
 using MmCheck.Litmus.Runner;
 using MmCheck.Litmus.Syntax;
+using MmCheck.Tests;
 
 namespace MmCheck.Litmus.Tests;
 
@@ -34,7 +35,7 @@ public class BinderTests
     [Fact]
     public void Both_design_examples_bind_once_devices_exist_and_the_cow_one_binds_now()
     {
-        var s = Bound(Examples.CowBasicAfterFork);
+        var s = Bound(DesignExamples.CowBasicAfterFork);
         Assert.Equal("cow-basic-after-fork", s.Name);
         Assert.Equal(["P", "C"], s.Processes.Select(p => p.Name));
         var child = s.Processes.Single(p => p.Name == "C");

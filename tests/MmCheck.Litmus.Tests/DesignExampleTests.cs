@@ -1,4 +1,5 @@
 using MmCheck.Litmus.Syntax;
+using MmCheck.Tests;
 using static MmCheck.Litmus.Tests.Litmus;
 
 namespace MmCheck.Litmus.Tests;
@@ -8,7 +9,7 @@ public class DesignExampleTests
     [Fact]
     public void Cow_example_parses_without_diagnostics()
     {
-        var scenario = ParseClean(Examples.CowBasicAfterFork);
+        var scenario = ParseClean(DesignExamples.CowBasicAfterFork);
 
         Assert.Equal("cow-basic-after-fork", scenario.Name.Text);
         Assert.Equal("cow.c \"Basic COW after fork()\": a parent write after fork() stays out of the child.", scenario.Description!.Text);
@@ -71,7 +72,7 @@ public class DesignExampleTests
     [Fact]
     public void Pci_example_parses_without_diagnostics()
     {
-        var scenario = ParseClean(Examples.PciProcfsMmapVsRevoke);
+        var scenario = ParseClean(DesignExamples.PciProcfsMmapVsRevoke);
 
         Assert.Equal("pci-procfs-mmap-vs-revoke", scenario.Name.Text);
         Assert.StartsWith("Seed 000: ->mmap populates the PTEs before vma_link();", scenario.Description!.Text, StringComparison.Ordinal);
@@ -108,7 +109,7 @@ public class DesignExampleTests
     [Fact]
     public void Design_examples_are_already_in_canonical_form()
     {
-        foreach (string text in Examples.All)
+        foreach (string text in DesignExamples.All)
         {
             Assert.Equal(text, LitmusPrinter.Print(ParseClean(text)));
         }
@@ -117,7 +118,7 @@ public class DesignExampleTests
     [Fact]
     public void Node_spans_point_back_into_the_source()
     {
-        var scenario = ParseClean(Examples.CowBasicAfterFork);
+        var scenario = ParseClean(DesignExamples.CowBasicAfterFork);
         var t1 = scenario.Threads[1];
         Assert.Equal((15, 1), (t1.Span.Line, t1.Span.Column));
         Assert.Equal("after T0.fork", t1.After!.Span.Text);

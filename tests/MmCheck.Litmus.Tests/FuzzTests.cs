@@ -1,5 +1,6 @@
 using System.Text;
 using MmCheck.Litmus.Syntax;
+using MmCheck.Tests;
 
 namespace MmCheck.Litmus.Tests;
 
@@ -64,7 +65,7 @@ public class MutationFuzzTests
     public void Mutations_of_the_design_examples_never_crash_stall_or_point_outside_the_text()
     {
         var random = new Random(1_000_003);
-        string[] examples = [.. Examples.All];
+        string[] examples = [.. DesignExamples.All];
         var tokenSpans = examples
             .Select(text => Lexer.Tokenize(SourceText.From(text)).Select(t => (t.Span.Start, t.Span.Length)).ToArray())
             .ToArray();

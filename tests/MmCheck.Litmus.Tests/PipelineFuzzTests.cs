@@ -1,6 +1,7 @@
 using MmCheck.Explorer;
 using MmCheck.Litmus.Runner;
 using MmCheck.Litmus.Syntax;
+using MmCheck.Tests;
 
 namespace MmCheck.Litmus.Tests;
 
@@ -17,7 +18,7 @@ public class PipelineFuzzTests
     {
         var random = new Random(4_242);
         string[] texts = [.. Directory.EnumerateFiles(Path.Combine(GoldenTests.ScenariosDirectory, "cow"), "*.litmus")
-            .Order(StringComparer.Ordinal).Select(File.ReadAllText), Examples.CowBasicAfterFork];
+            .Order(StringComparer.Ordinal).Select(File.ReadAllText), DesignExamples.CowBasicAfterFork];
         var tokens = texts
             .Select(t => Lexer.Tokenize(SourceText.From(t)).ToArray())
             .ToArray();

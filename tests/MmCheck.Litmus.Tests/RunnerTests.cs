@@ -1,5 +1,6 @@
 using MmCheck.Explorer;
 using MmCheck.Litmus.Runner;
+using MmCheck.Tests;
 
 namespace MmCheck.Litmus.Tests;
 
@@ -15,7 +16,7 @@ public class RunnerTests
     [Fact]
     public void The_design_cow_example_always_keeps_the_parent_write_out_of_the_child()
     {
-        var r = Explore(Examples.CowBasicAfterFork);
+        var r = Explore(DesignExamples.CowBasicAfterFork);
         Assert.True(r.Ok, Golden.Render(r));
         Assert.True(r.Complete);
         Assert.Equal(Observation.Always, r.Observed);
@@ -30,7 +31,7 @@ public class RunnerTests
         // docs/devices.md explains why a faithful model answers this example's mmap with an errno on
         // x86 (no slot 0 device, no PCIIOC_MMAP_IS_MEM, offset 0) and so cannot show its violation;
         // seed000-jason-populate-before-link is its corrected form. As written it must still run.
-        var r = Explore(Examples.PciProcfsMmapVsRevoke);
+        var r = Explore(DesignExamples.PciProcfsMmapVsRevoke);
         Assert.Empty(r.Errors);
         Assert.True(r.Complete);
         Assert.NotEmpty(r.States);

@@ -1,7 +1,8 @@
-namespace MmCheck.Litmus.Tests;
+namespace MmCheck.Tests;
 
-/// <summary>The two scenarios of shared/design.md, verbatim: they must always parse cleanly.</summary>
-internal static class Examples
+/// <summary>The two scenarios of shared/design.md, verbatim: they must always parse cleanly. Compiled
+/// into each test project that runs them (Litmus, Conformance).</summary>
+internal static class DesignExamples
 {
     public const string CowBasicAfterFork = """
         MM cow-basic-after-fork
