@@ -191,6 +191,6 @@ public static class BenchSuite
         w.WriteLine(string.Create(inv, $"  {"DPOR reduction over plain dfs",-38} {e.DporReduction,12:F1} x  (target ≥ 10: {(e.DporReduction >= 10 ? "met" : "not met")}; {string.Join(", ", e.Dpor.Select(d => $"{d.Scenario} {d.PlainSchedules}/{d.DporSchedules}{(d.SameVerdict ? "" : " VERDICTS DIFFER")}"))})"));
         w.WriteLine(string.Create(inv, $"  {$"{e.Workers} workers against 1",-38} {e.Speedup,12:F2} x  (target ≥ 1.8: {(e.Speedup >= 1.8 ? "met" : "not met")}; median of pairs, best of each {e.SpeedupBestOf:F2} x; {e.SpeedupScenario}, identical results: {e.ParallelResultIdentical}{(e.JitCompilationsDuringSpeedup > 0 ? $"; the JIT compiled {e.JitCompilationsDuringSpeedup} methods meanwhile" : "")})"));
         w.WriteLine(string.Create(inv, $"  {$"  {e.Workers} independent explorations",-38} {e.IndependentSpeedup,12:F2} x  (throughput, same pairs, nothing coordinated: what the machine allows; the explorer gets {e.ParallelEfficiency:P0} of it)"));
-        w.WriteLine(string.Create(inv, $"  {"allocated per execution",-38} {e.AllocatedBytesPerExecution / 1e3,12:F1} KB  ({e.SpeedupScenario}, one worker: {e.Gen0Collections} gen-0 collections, {e.GcPause.TotalMilliseconds:F1} ms paused)"));
+        w.WriteLine(string.Create(inv, $"  {"allocated per execution",-38} {e.AllocatedBytesPerExecution / 1e3,12:F1} KB  ({e.SpeedupScenario}, one worker: {e.Gen0Collections} gen-0 collections, one per {e.BytesPerGen0Collection / 1e6:F1} MB, {e.GcPause.TotalMilliseconds:F1} ms paused)"));
     }
 }

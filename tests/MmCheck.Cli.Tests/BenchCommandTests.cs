@@ -64,6 +64,8 @@ public sealed class BenchCommandTests
         Assert.Equal(explorer.GetProperty("speedup").GetDouble() / independent, explorer.GetProperty("parallel_efficiency").GetDouble(), 9);
         // A count, reported even when it is zero.
         Assert.Equal(JsonValueKind.Number, explorer.GetProperty("jit_compilations_during_speedup").ValueKind);
+        // Allocation per collection: zero exactly when nothing was collected.
+        Assert.Equal(explorer.GetProperty("gen0_collections").GetInt32() == 0, explorer.GetProperty("bytes_per_gen0_collection").GetDouble() == 0);
         Assert.All(explorer.GetProperty("dpor").EnumerateArray(), d => Assert.True(d.GetProperty("same_verdict").GetBoolean()));
     }
 

@@ -101,6 +101,11 @@ public sealed record ExplorerBenchmarkResult
     public int Gen0Collections { get; init; }
     /// <summary>Time the collector paused the process during that exploration.</summary>
     public TimeSpan GcPause { get; init; }
+    /// <summary>Bytes that exploration allocated per gen-0 collection (0 with no collection): the
+    /// young generation's budget as the runtime sized it. A collection here costs most of a
+    /// millisecond however little survives, so a larger budget pauses less; only the environment
+    /// (DOTNET_GCgen0size, its floor) raises it.</summary>
+    public double BytesPerGen0Collection { get; init; }
     /// <summary>Methods the JIT compiled during the timed explorations of the pairs (0 when warmed up:
     /// tiered compilation's background thread takes a core from a many-worker run, not from a
     /// one-worker run).</summary>
@@ -117,7 +122,7 @@ public sealed record ExplorerBenchmarkResult
         $"explorer alone {SchedulerOnlyPointsPerSecond / 1e6:F2} M); " +
         $"DPOR {DporReduction:F1}x fewer executions ({string.Join(", ", Dpor.Select(d => $"{d.Scenario} {d.PlainSchedules}/{d.DporSchedules}"))}); " +
         $"{SpeedupScenario}: {Workers} workers {Speedup:F2}x wall (median of pairs; best of each {OneWorker.TotalMilliseconds:F0} → {ManyWorkers.TotalMilliseconds:F0} ms, {SpeedupBestOf:F2}x; {JitCompilationsDuringSpeedup} methods compiled meanwhile; independent explorations {IndependentSpeedup:F2}x, efficiency {ParallelEfficiency:P0}), CPU overhead {ParallelCpuOverhead:F2}, {CpuSpeedup:F2}x from CPU times, identical={ParallelResultIdentical}; " +
-        $"{AllocatedBytesPerExecution / 1e3:F1} KB allocated per execution, {Gen0Collections} gen-0 collections pausing {GcPause.TotalMilliseconds:F1} ms per one-worker exploration; load {LoadAverage}");
+        $"{AllocatedBytesPerExecution / 1e3:F1} KB allocated per execution, {Gen0Collections} gen-0 collections (one per {BytesPerGen0Collection / 1e6:F1} MB) pausing {GcPause.TotalMilliseconds:F1} ms per one-worker exploration; load {LoadAverage}");
 }
 
 /// <summary>
@@ -257,6 +262,7 @@ public static class ExplorerBenchmarks
             AllocatedBytesPerExecution = allocatedPerExecution,
             Gen0Collections = gen0,
             GcPause = pause,
+            BytesPerGen0Collection = gen0 > 0 ? allocatedPerExecution * measured.Schedules / gen0 : 0,
             ProcessorCount = Environment.ProcessorCount,
             LoadAverage = load is null ? null : $"{load} → {LoadAverage()}",
         };
