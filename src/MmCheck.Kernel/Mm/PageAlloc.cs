@@ -302,6 +302,8 @@ public sealed partial class Kernel
     [KernelSymbol("folio_test_swapcache", "include/linux/page-flags.h")]
     public bool FolioTestSwapcache(Folio f) => FolioTest(f, PageFlags.PG_swapcache);
 
+    /// <summary>folio_test_locked(): whether PG_locked is set.</summary>
+    /// <remarks>Context: any; a snapshot unless the caller holds the folio lock itself.</remarks>
     [KernelSymbol("folio_test_locked", "include/linux/page-flags.h")]
     public bool FolioTestLocked(Folio f) => FolioTest(f, PageFlags.PG_locked);
 
