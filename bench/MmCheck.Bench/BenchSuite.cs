@@ -39,6 +39,11 @@ public sealed record BenchOptions
 
     public ExplorerBenchmarkOptions? ExplorerOptions { get; init; }
 
+    /// <summary>Measure the explorer on the scenario files of <see cref="ScenarioDirectory"/> too.</summary>
+    public bool Scenarios { get; init; } = true;
+
+    public string ScenarioDirectory { get; init; } = ScenarioBenchmarks.DefaultDirectory;
+
     /// <summary>Where the native benchmark is built (default: the oracle's cache directory).</summary>
     public string? WorkDir { get; init; }
 
@@ -86,6 +91,9 @@ public sealed record BenchReport
     /// <summary>Why the native side did not run, when it did not.</summary>
     public string? NativeSkipped { get; init; }
     public ExplorerBenchmarkResult? Explorer { get; init; }
+    public ScenarioBenchmarkResult? Scenarios { get; init; }
+    /// <summary>Why the scenarios were not measured, when they were not.</summary>
+    public string? ScenariosSkipped { get; init; }
 }
 
 /// <summary>
@@ -128,6 +136,13 @@ public static class BenchSuite
             progress?.WriteLine("explorer …");
             explorer = ExplorerBenchmarks.Run(o.ExplorerOptions);
         }
+        string? scenariosSkipped = o.Scenarios ? ScenarioBenchmarks.Unavailable(o.ScenarioDirectory) : "not requested";
+        ScenarioBenchmarkResult? scenarios = null;
+        if (scenariosSkipped is null)
+        {
+            progress?.WriteLine($"explorer on {o.ScenarioDirectory}, best of {o.Repeats} …");
+            scenarios = ScenarioBenchmarks.Run(o.ScenarioDirectory, o.Repeats, progress);
+        }
         return new BenchReport
         {
             Bytes = o.Bytes,
@@ -144,6 +159,8 @@ public static class BenchSuite
             ],
             NativeSkipped = skipped,
             Explorer = explorer,
+            Scenarios = scenarios,
+            ScenariosSkipped = scenariosSkipped,
         };
     }
 
@@ -182,11 +199,45 @@ public static class BenchSuite
         }
         w.WriteLine();
         w.WriteLine("explorer (issue 3)");
-        if (r.Explorer is not { } e)
+        if (r.Explorer is { } e)
+        {
+            WriteExplorer(e, w);
+        }
+        else
         {
             w.WriteLine("  skipped: not requested");
-            return;
         }
+        w.WriteLine();
+        w.WriteLine("explorer on scenario files (issue 3)");
+        if (r.Scenarios is { } s)
+        {
+            WriteScenarios(s, w);
+        }
+        else
+        {
+            w.WriteLine($"  skipped: {r.ScenariosSkipped}");
+        }
+    }
+
+    private static void WriteScenarios(ScenarioBenchmarkResult s, TextWriter w)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        w.WriteLine(string.Create(inv, $"  {$"scheduling points, {s.Directory}",-38} {s.PointsPerCpuSecond / 1e6,12:F2} M per CPU second  (all scenarios' points over their CPU time; target ≥ 2: {(s.PointsPerCpuSecond >= 2e6 ? "met" : "not met")})"));
+        foreach (var x in s.Scenarios)
+        {
+            string first = x.FirstViolationMs is { } ms ? string.Create(inv, $"first violation at {ms:F1} ms") : "clean";
+            w.WriteLine(string.Create(inv,
+                $"    {x.Scenario,-44} {x.PointsPerCpuSecond / 1e6,6:F2} M/CPU s  {x.Schedules,7} schedules {x.Steps,9} points{(x.Complete ? "" : " (incomplete)")}  {first}{(x.AsExpected ? "" : $"  NOT AS EXPECTED: {x.Observed}")}"));
+        }
+        foreach (var err in s.Errors)
+        {
+            w.WriteLine($"    not measured: {err}");
+        }
+    }
+
+    private static void WriteExplorer(ExplorerBenchmarkResult e, TextWriter w)
+    {
+        var inv = CultureInfo.InvariantCulture;
         w.WriteLine(string.Create(inv, $"  {"scheduling points",-38} {e.PointsPerSecond / 1e6,12:F2} M/s  ({e.PointsPerCpuSecond / 1e6:F2} M per CPU second; {e.Scenario})  (target ≥ 2: {(e.PointsPerCpuSecond >= 2e6 ? "met" : "not met")})"));
         w.WriteLine(string.Create(inv, $"  {"DPOR reduction over plain dfs",-38} {e.DporReduction,12:F1} x  (target ≥ 10: {(e.DporReduction >= 10 ? "met" : "not met")}; {string.Join(", ", e.Dpor.Select(d => $"{d.Scenario} {d.PlainSchedules}/{d.DporSchedules}{(d.SameVerdict ? "" : " VERDICTS DIFFER")}"))})"));
         w.WriteLine(string.Create(inv, $"  {$"{e.Workers} workers against 1",-38} {e.Speedup,12:F2} x  (target ≥ 1.8: {(e.Speedup >= 1.8 ? "met" : "not met")}; median of pairs, best of each {e.SpeedupBestOf:F2} x; {e.SpeedupScenario}, identical results: {e.ParallelResultIdentical}{(e.JitCompilationsDuringSpeedup > 0 ? $"; the JIT compiled {e.JitCompilationsDuringSpeedup} methods meanwhile" : "")})"));

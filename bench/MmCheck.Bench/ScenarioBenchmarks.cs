@@ -1,0 +1,119 @@
+using MmCheck.Explorer;
+using MmCheck.Litmus.Runner;
+
+namespace MmCheck.Bench;
+
+/// <summary>One scenario file explored completely with DFS on one worker: its best run.</summary>
+public sealed record ScenarioThroughput
+{
+    public required string Scenario { get; init; }
+    public required string File { get; init; }
+    public long Schedules { get; init; }
+    /// <summary>Scheduling points of one exploration.</summary>
+    public long Steps { get; init; }
+    public bool Complete { get; init; }
+    /// <summary>Scheduling points per CPU second of the exploring thread, everything included (a
+    /// fresh kernel and the init block per execution, checks, results).</summary>
+    public double PointsPerCpuSecond { get; init; }
+    public double SchedulesPerCpuSecond { get; init; }
+    /// <summary>CPU time of that exploration's thread.</summary>
+    public double CpuMilliseconds { get; init; }
+    /// <summary>When DFS on one worker met the first violation (none: clean), from the start of the
+    /// exploration.</summary>
+    public double? FirstViolationMs { get; init; }
+    /// <summary>What the exploration observed, in the expectations' terms ("clean", "violation bug").</summary>
+    public required string Observed { get; init; }
+    /// <summary>The observation met every expectation the file states.</summary>
+    public bool AsExpected { get; init; }
+}
+
+/// <summary>The explorer's throughput on a directory of scenarios (the seed scenarios by default).</summary>
+public sealed record ScenarioBenchmarkResult
+{
+    public required string Directory { get; init; }
+    public required IReadOnlyList<ScenarioThroughput> Scenarios { get; init; }
+    /// <summary>All the scenarios' points over all their CPU time (best runs): the figure for the
+    /// target, weighted as a user exploring them all would see it.</summary>
+    public double PointsPerCpuSecond { get; init; }
+    /// <summary>Files that did not load (with their first diagnostic); they are not measured.</summary>
+    public IReadOnlyList<string> Errors { get; init; } = [];
+}
+
+/// <summary>
+/// Scheduling points per CPU second on real scenarios, the seed scenarios of scenarios/seeds: the
+/// issue's throughput target is stated for them as well as for fault-vs-munmap. Each file is
+/// explored completely with DFS on one worker, without minimising counterexamples, as often as
+/// asked; its best run counts (the first also warms the JIT for that scenario's paths).
+/// </summary>
+public static class ScenarioBenchmarks
+{
+    /// <summary>The directory measured when none is given, relative to the working directory.</summary>
+    public const string DefaultDirectory = "scenarios/seeds";
+
+    /// <summary>Why <paramref name="directory"/> cannot be measured, or null when it can.</summary>
+    public static string? Unavailable(string directory) =>
+        !System.IO.Directory.Exists(directory) ? $"no directory '{directory}' (run from the repository root, or pass --scenarios DIR)"
+        : !System.IO.Directory.EnumerateFiles(directory, "*.litmus").Any() ? $"no .litmus files in '{directory}'"
+        : null;
+
+    public static ScenarioBenchmarkResult Run(string directory, int repetitions, TextWriter? progress = null)
+    {
+        var results = new List<ScenarioThroughput>();
+        var errors = new List<string>();
+        long steps = 0;
+        double cpu = 0;
+        foreach (var file in System.IO.Directory.EnumerateFiles(directory, "*.litmus").Order(StringComparer.Ordinal))
+        {
+            var loaded = ScenarioRunner.Load(file);
+            if (loaded.Scenario is not { } s)
+            {
+                errors.Add($"{file}: {loaded.Diagnostics.FirstOrDefault()?.Message ?? "does not load"}");
+                continue;
+            }
+            progress?.WriteLine($"  {s.Name} …");
+            ScenarioResult? best = null;
+            for (int r = 0; r < Math.Max(1, repetitions); r++)
+            {
+                var run = ScenarioRunner.Explore(s, new ExplorationOptions { Strategy = Strategy.Dfs, Workers = 1, Minimize = false });
+                if (best is null || PointsPerCpuSecond(run) > PointsPerCpuSecond(best))
+                {
+                    best = run;
+                }
+            }
+            var e = best!.Exploration;
+            steps += e.Steps;
+            cpu += e.CpuTime.TotalSeconds;
+            results.Add(new ScenarioThroughput
+            {
+                Scenario = s.Name,
+                File = file,
+                Schedules = e.Schedules,
+                Steps = e.Steps,
+                Complete = e.Complete,
+                PointsPerCpuSecond = PointsPerCpuSecond(best),
+                SchedulesPerCpuSecond = PerCpuSecond(e.Schedules, e),
+                CpuMilliseconds = e.CpuTime.TotalMilliseconds,
+                FirstViolationMs = e.FirstViolationAt?.TotalMilliseconds,
+                Observed = best.ObservedText,
+                AsExpected = best.Ok,
+            });
+        }
+        return new ScenarioBenchmarkResult
+        {
+            Directory = directory,
+            Scenarios = results,
+            PointsPerCpuSecond = cpu > 0 ? steps / cpu : 0,
+            Errors = errors,
+        };
+    }
+
+    /// <summary><paramref name="count"/> per second of the exploration's CPU time (its wall time
+    /// where the platform has no thread CPU clock).</summary>
+    private static double PerCpuSecond(long count, ExplorationResult e)
+    {
+        double seconds = e.CpuTime > TimeSpan.Zero ? e.CpuTime.TotalSeconds : e.Elapsed.TotalSeconds;
+        return seconds > 0 ? count / seconds : 0;
+    }
+
+    private static double PointsPerCpuSecond(ScenarioResult r) => PerCpuSecond(r.Exploration.Steps, r.Exploration);
+}
