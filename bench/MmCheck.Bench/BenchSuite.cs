@@ -44,6 +44,9 @@ public sealed record BenchOptions
 
     public string ScenarioDirectory { get; init; } = ScenarioBenchmarks.DefaultDirectory;
 
+    /// <summary>How long the scenarios are explored before they are timed (the JIT's tiers).</summary>
+    public TimeSpan ScenarioWarmup { get; init; } = TimeSpan.FromSeconds(4);
+
     /// <summary>Where the native benchmark is built (default: the oracle's cache directory).</summary>
     public string? WorkDir { get; init; }
 
@@ -53,6 +56,7 @@ public sealed record BenchOptions
         Bytes = 64UL << 20,
         Repeats = 1,
         ExplorerOptions = new ExplorerBenchmarkOptions { Pages = 2, ThroughputSchedules = 100, SpeedupPages = 1, ThroughputRepetitions = 1, SpeedupRepetitions = 1, Warmup = TimeSpan.Zero, JitQuietWindow = TimeSpan.Zero },
+        ScenarioWarmup = TimeSpan.Zero,
     };
 }
 
@@ -140,8 +144,8 @@ public static class BenchSuite
         ScenarioBenchmarkResult? scenarios = null;
         if (scenariosSkipped is null)
         {
-            progress?.WriteLine($"explorer on {o.ScenarioDirectory}, best of {o.Repeats} …");
-            scenarios = ScenarioBenchmarks.Run(o.ScenarioDirectory, o.Repeats, progress);
+            progress?.WriteLine($"explorer on {o.ScenarioDirectory}: {o.ScenarioWarmup.TotalSeconds:F0} s of warm-up, then best of {o.Repeats} …");
+            scenarios = ScenarioBenchmarks.Run(o.ScenarioDirectory, o.Repeats, o.ScenarioWarmup, progress);
         }
         return new BenchReport
         {
