@@ -76,6 +76,7 @@ public sealed class SpinLock(Kernel k, LockClass cls, LockLabel name) : LockBase
         return point.IsCompleted ? Acquire(fn, subclass) : LockAfterPoint(point, fn, subclass);
     }
 
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     private async ValueTask LockAfterPoint(SchedYield point, string fn, int subclass)
     {
         await point;
@@ -99,6 +100,7 @@ public sealed class SpinLock(Kernel k, LockClass cls, LockLabel name) : LockBase
         return WaitForHandoff(t, fn);
     }
 
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     private async ValueTask WaitForHandoff(TaskStruct t, string fn)
     {
         await K.Sched.Sleep(this, fn);
@@ -139,6 +141,7 @@ public sealed class SpinLock(Kernel k, LockClass cls, LockLabel name) : LockBase
         return UnlockAfterPoint(point, fn);
     }
 
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     private async ValueTask UnlockAfterPoint(SchedYield point, string fn)
     {
         await point;
@@ -219,6 +222,7 @@ public sealed class RwSemaphore(Kernel k, LockClass cls, LockLabel name) : LockB
         return point.IsCompleted ? AcquireRead(fn, subclass) : DownReadAfterPoint(point, fn, subclass);
     }
 
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     private async ValueTask DownReadAfterPoint(SchedYield point, string fn, int subclass)
     {
         await point;
@@ -245,6 +249,7 @@ public sealed class RwSemaphore(Kernel k, LockClass cls, LockLabel name) : LockB
         return WaitForHandoff(t, fn);
     }
 
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     private async ValueTask WaitForHandoff(TaskStruct t, string fn)
     {
         await K.Sched.Sleep(this, fn);
@@ -296,6 +301,7 @@ public sealed class RwSemaphore(Kernel k, LockClass cls, LockLabel name) : LockB
         return point.IsCompleted ? AcquireWrite(fn, subclass) : DownWriteAfterPoint(point, fn, subclass);
     }
 
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     private async ValueTask DownWriteAfterPoint(SchedYield point, string fn, int subclass)
     {
         await point;
@@ -388,6 +394,7 @@ public sealed class RwSemaphore(Kernel k, LockClass cls, LockLabel name) : LockB
         return UpWriteAfterPoint(point, fn);
     }
 
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     private async ValueTask UpWriteAfterPoint(SchedYield point, string fn)
     {
         await point;

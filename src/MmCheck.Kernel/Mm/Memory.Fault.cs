@@ -45,6 +45,7 @@ public sealed partial class Kernel
             : HandleMmFaultAfterSuspend(t, vmf, flags, pending);
     }
 
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     private async ValueTask<VmFault> HandleMmFaultAfterSuspend(TaskStruct t, VmFaultInfo vmf, FaultFlag flags, ValueTask<VmFault> pending) =>
         HandleMmFaultDone(t, vmf, flags, await pending);
 
@@ -529,6 +530,7 @@ public sealed partial class Kernel
     /// <summary>do_fault(): file-backed (or driver) VMAs: read, COW or shared fault.</summary>
     /// <remarks>Context: mmap_lock or VMA read lock; no PTL held.</remarks>
     [KernelSymbol("do_fault", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     private async ValueTask<VmFault> DoFault(VmFaultInfo vmf)
     {
         var vma = vmf.Vma;
@@ -717,6 +719,7 @@ public sealed partial class Kernel
     /// </summary>
     /// <remarks>Context: mmap_lock or VMA read lock; no PTL held. Returns with the folio locked unless the result is an error, NOPAGE or RETRY.</remarks>
     [KernelSymbol("__do_fault", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     private async ValueTask<VmFault> __DoFault(VmFaultInfo vmf)
     {
         var vma = vmf.Vma;

@@ -15,6 +15,7 @@ public sealed partial class Kernel
     /// sleep); returns with the PTE table's PTL held, which the caller releases.
     /// </remarks>
     [KernelSymbol("get_locked_pte", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     public async ValueTask<(PtPtr Pte, SpinLock Ptl)?> GetLockedPte(MmStruct mm, ulong addr)
     {
         if (await WalkAllocPmd(mm, addr) is not { } pmd)
@@ -472,6 +473,7 @@ public sealed partial class Kernel
     /// the PTL (get_locked_pte() may allocate tables).
     /// </remarks>
     [KernelSymbol("vmf_insert_pfn_prot", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     public async ValueTask<VmFault> VmfInsertPfnProt(VmAreaStruct vma, ulong addr, ulong pfn, PgProt prot)
     {
         var f = vma.VmFlags;
@@ -561,6 +563,7 @@ public sealed partial class Kernel
     /// PTL; may sleep allocating tables.
     /// </remarks>
     [KernelSymbol("insert_pfn", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     private async ValueTask<VmFault> InsertPfn(VmAreaStruct vma, ulong addr, ulong pfn, PgProt prot, bool mkwrite)
     {
         var mm = vma.VmMm;

@@ -432,6 +432,7 @@ public sealed partial class Kernel
         return PteOffsetMapLockRetry(mm, pmd, addr, ptl, fn);
     }
 
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     private async ValueTask<(PtPtr Pte, SpinLock Ptl)?> PteOffsetMapLockSlow(MmStruct mm, PtPtr pmd, ulong addr,
         Pmd pmdval, PtPtr p, SpinLock ptl, ValueTask locked, string fn)
     {

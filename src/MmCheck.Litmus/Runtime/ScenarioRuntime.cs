@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Linux;
 using MmCheck.Explorer;
 using MmCheck.Litmus.Binding;
@@ -232,6 +233,7 @@ public sealed class ScenarioRuntime
         K.Sched.Spawn(task, () => RunThread(tr, t), t.Name);
     }
 
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     private async ValueTask RunThread(ThreadRuntime tr, BoundThread t)
     {
         for (int i = 0; i < t.Body.Count && !tr.Exited; i++)
@@ -261,6 +263,7 @@ public sealed class ScenarioRuntime
         }
     }
 
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     private async ValueTask<LitValue> Evaluate(BoundExpr e, ThreadRuntime tr, string? target)
     {
         if (e is BoundCall call)

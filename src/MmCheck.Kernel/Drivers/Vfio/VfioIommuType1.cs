@@ -22,6 +22,7 @@ public sealed partial class Kernel
     /// </summary>
     /// <remarks>Context: mmap read lock held.</remarks>
     [KernelSymbol("follow_fault_pfn", "drivers/vfio/vfio_iommu_type1.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     private async ValueTask<(int Ret, ulong Pfn, ulong AddrMask)> FollowFaultPfn(VmAreaStruct vma, MmStruct mm, ulong vaddr, bool writeFault)
     {
         var args = new FollowPfnmapArgs { Vma = vma, Address = vaddr };
@@ -59,6 +60,7 @@ public sealed partial class Kernel
     /// (a fault may drop and retake it) and releases it before returning; may sleep.
     /// </remarks>
     [KernelSymbol("vaddr_get_pfns", "drivers/vfio/vfio_iommu_type1.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     public async ValueTask<(long Ret, ulong Pfn, List<Page> Pages)> VaddrGetPfns(MmStruct mm, ulong vaddr, long npages, bool write)
     {
         var pages = new List<Page>();

@@ -213,6 +213,7 @@ public sealed partial class Kernel
     /// reading and a PTL per inserted page; may sleep.
     /// </remarks>
     [KernelSymbol("vfio_pci_mmap_fault", "drivers/vfio/pci/vfio_pci_core.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     private async ValueTask<VmFault> VfioPciMmapFaultFullVma(VmFaultInfo vmf)
     {
         var vma = vmf.Vma;
