@@ -103,7 +103,7 @@ public static class ScenarioBenchmarks
             }
             var e = best!.Exploration;
             steps += e.Steps;
-            cpu += e.CpuTime.TotalSeconds;
+            cpu += (e.CpuTime > TimeSpan.Zero ? e.CpuTime : e.Elapsed).TotalSeconds;
             results.Add(new ScenarioThroughput
             {
                 Scenario = s.Name,
@@ -112,7 +112,7 @@ public static class ScenarioBenchmarks
                 Steps = e.Steps,
                 Complete = e.Complete,
                 PointsPerCpuSecond = PointsPerCpuSecond(best),
-                SchedulesPerCpuSecond = PerCpuSecond(e.Schedules, e),
+                SchedulesPerCpuSecond = e.PerCpuSecond(e.Schedules),
                 CpuMilliseconds = e.CpuTime.TotalMilliseconds,
                 FirstViolationMs = e.FirstViolationAt?.TotalMilliseconds,
                 Observed = best.ObservedText,
@@ -128,13 +128,5 @@ public static class ScenarioBenchmarks
         };
     }
 
-    /// <summary><paramref name="count"/> per second of the exploration's CPU time (its wall time
-    /// where the platform has no thread CPU clock).</summary>
-    private static double PerCpuSecond(long count, ExplorationResult e)
-    {
-        double seconds = e.CpuTime > TimeSpan.Zero ? e.CpuTime.TotalSeconds : e.Elapsed.TotalSeconds;
-        return seconds > 0 ? count / seconds : 0;
-    }
-
-    private static double PointsPerCpuSecond(ScenarioResult r) => PerCpuSecond(r.Exploration.Steps, r.Exploration);
+    private static double PointsPerCpuSecond(ScenarioResult r) => r.Exploration.PerCpuSecond(r.Exploration.Steps);
 }

@@ -33,6 +33,14 @@ public sealed class ExplorationResult
     /// measured on Linux, zero elsewhere). On a shared machine, the cost of the work itself.</summary>
     public TimeSpan CpuTime { get; init; }
 
+    /// <summary><paramref name="count"/> (steps, schedules) per second of <see cref="CpuTime"/>, or of
+    /// <see cref="Elapsed"/> where there is no CPU time; 0 for an exploration that took no time.</summary>
+    public double PerCpuSecond(long count)
+    {
+        double seconds = (CpuTime > TimeSpan.Zero ? CpuTime : Elapsed).TotalSeconds;
+        return seconds > 0 ? count / seconds : 0;
+    }
+
     public TimeSpan? FirstViolationAt { get; init; }
 
     /// <summary>The distinct final states with how many executions ended in each, in ordinal order.</summary>

@@ -301,8 +301,7 @@ public static class ExplorerBenchmarks
 
     /// <summary>Points per CPU second of the exploring threads (per wall-clock second where the
     /// platform does not report thread CPU time).</summary>
-    private static double PerCpuSecond(ExplorationResult r) =>
-        r.Steps / Math.Max(1e-9, (r.CpuTime > TimeSpan.Zero ? r.CpuTime : r.Elapsed).TotalSeconds);
+    private static double PerCpuSecond(ExplorationResult r) => r.PerCpuSecond(r.Steps);
 
     /// <summary>/proc/loadavg's 1, 5 and 15 minute averages, when the machine has them.</summary>
     public static string? LoadAverage()
