@@ -171,12 +171,12 @@ public static class Explorer
         {
             var original = WithPrelude(c);
             var trace = opt.Minimize ? MinimizeCandidate(target, opt, c) : original;
-            var check = Replayer.ReplayCore(target, trace, opt.RecordEffects, opt.InvariantChecks, opt.MaxStepsPerSchedule);
+            var check = Replayer.Isolated(target, trace, opt.RecordEffects, opt.InvariantChecks, opt.MaxStepsPerSchedule);
             if (!Shows(check, c.ClassKey) && !ReferenceEquals(trace, original))
             {
                 // Cannot happen with a deterministic model; keep the schedule as found rather than a wrong one.
                 trace = original;
-                check = Replayer.ReplayCore(target, trace, opt.RecordEffects, opt.InvariantChecks, opt.MaxStepsPerSchedule);
+                check = Replayer.Isolated(target, trace, opt.RecordEffects, opt.InvariantChecks, opt.MaxStepsPerSchedule);
             }
             result.Add(new Violation(c.Invariant, trace.Message ?? c.Message, trace, trace.Steps.Count)
             {
@@ -236,7 +236,7 @@ public static class Explorer
         var single = Minimizer.ForFinding(target, opt, c.Trace, c.ClassKey, null);
         if (!ReferenceEquals(single, c.Trace))
         {
-            var check = Replayer.ReplayCore(target, single, false, opt.InvariantChecks, opt.MaxStepsPerSchedule);
+            var check = Replayer.Isolated(target, single, false, opt.InvariantChecks, opt.MaxStepsPerSchedule);
             if (Shows(check, c.ClassKey))
             {
                 return TraceFactory.Labelled(single, c.Invariant, single.Message ?? c.Message);

@@ -106,10 +106,17 @@ public static class Replayer
     {
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(trace);
-        return WorkerPool.Isolated(() => ReplayCore(target, trace, recordEffects, InvariantCheckMode.AfterWrites, 1_000_000));
+        return Isolated(target, trace, recordEffects, InvariantCheckMode.AfterWrites, 1_000_000);
     }
 
-    internal static ReplayResult ReplayCore(ExplorationTarget target, Trace trace, bool recordEffects, InvariantCheckMode checks, int maxSteps)
+    /// <summary>Replays on a thread of its own, as every execution of the explorer runs: never
+    /// under the caller's SynchronizationContext or TaskScheduler (xunit's, a UI's), to which an
+    /// await on one of the kernel's pooled state-machine boxes would hand its continuation instead
+    /// of running it inline.</summary>
+    internal static ReplayResult Isolated(ExplorationTarget target, Trace trace, bool recordEffects, InvariantCheckMode checks, int maxSteps) =>
+        WorkerPool.Isolated(() => ReplayCore(target, trace, recordEffects, checks, maxSteps));
+
+    private static ReplayResult ReplayCore(ExplorationTarget target, Trace trace, bool recordEffects, InvariantCheckMode checks, int maxSteps)
     {
         var graph = new LockGraph();
         var preludeFindings = new List<Finding>();

@@ -76,9 +76,7 @@ public sealed class SpinLock(Kernel k, LockClass cls, LockLabel name) : LockBase
         return point.IsCompleted ? Acquire(fn, subclass) : LockAfterPoint(point, fn, subclass);
     }
 
-    // Not InlineAsyncBuilder, unlike the release side: with the acquire side's boxes pooled,
-    // explorations with several workers stopped giving the results of one (DeterminismTests,
-    // d2b5ddc); why is not yet known.
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     private async ValueTask LockAfterPoint(SchedYield point, string fn, int subclass)
     {
         await point;
@@ -224,7 +222,7 @@ public sealed class RwSemaphore(Kernel k, LockClass cls, LockLabel name) : LockB
         return point.IsCompleted ? AcquireRead(fn, subclass) : DownReadAfterPoint(point, fn, subclass);
     }
 
-    // Not InlineAsyncBuilder: see SpinLock.LockAfterPoint.
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     private async ValueTask DownReadAfterPoint(SchedYield point, string fn, int subclass)
     {
         await point;
@@ -303,7 +301,7 @@ public sealed class RwSemaphore(Kernel k, LockClass cls, LockLabel name) : LockB
         return point.IsCompleted ? AcquireWrite(fn, subclass) : DownWriteAfterPoint(point, fn, subclass);
     }
 
-    // Not InlineAsyncBuilder: see SpinLock.LockAfterPoint.
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     private async ValueTask DownWriteAfterPoint(SchedYield point, string fn, int subclass)
     {
         await point;
