@@ -436,6 +436,22 @@ public class LockingTests
         }
     }
 
+    [Fact]
+    public void AnInodesLocksMadeOnFirstUseKeepTheFootprintIdsOfTheirInode()
+    {
+        // DPOR compares footprints across executions: a lock's id must follow from when its
+        // inode was made, not from which schedule happened to touch the lock first.
+        var k = new Linux.Kernel();
+        var a = new Inode(k, k.NextIno(), "test", "a");
+        var b = new Inode(k, k.NextIno(), "test", "b");
+        ulong bRwsem = b.IRwsem.Obj, bMmap = b.IMapping.IMmapRwsem.Obj, bPages = b.IMapping.IPagesLock.Obj;
+        Assert.True(a.IRwsem.Obj < bRwsem);
+        Assert.True(a.IMapping.IMmapRwsem.Obj < bMmap);
+        Assert.True(a.IMapping.IPagesLock.Obj < bPages);
+        Assert.Same(a.IRwsem, a.IRwsem);
+        Assert.Equal(0, a.IMapping.NrPages);
+    }
+
     // ---- the documented lock order ----
 
     private static string RepoFile(string rel)

@@ -8,7 +8,9 @@ public sealed class Inode
     /// <summary>i_size; read with i_size_read(). Protected by i_rwsem for writers.</summary>
     public long ISize;
     public readonly AddressSpace IMapping;
-    public readonly RwSemaphore IRwsem;
+    private readonly Kernel _k;
+    private readonly ulong _iRwsemId;
+    private RwSemaphore? _iRwsem;
     /// <summary>What kind of file this is (shmem, device, …), for /proc/pid/maps and the fs hooks.</summary>
     public readonly string Kind;
     /// <summary>The name /proc/pid/maps shows ("/memfd:name (deleted)").</summary>
@@ -28,9 +30,14 @@ public sealed class Inode
         Ino = ino;
         Kind = kind;
         Path = path;
+        _k = k;
         IMapping = new AddressSpace(k, this);
-        IRwsem = new RwSemaphore(k, LockClass.IRwsem, new LockLabel("inode#", ino, ".i_rwsem"));
+        _iRwsemId = k.NextObjectId();
     }
+
+    /// <summary>inode->i_rwsem, made on first use: most inodes of a scenario (device and sysfs
+    /// files) never take it.</summary>
+    public RwSemaphore IRwsem => _iRwsem ??= new RwSemaphore(_k, LockClass.IRwsem, new LockLabel("inode#", Ino, ".i_rwsem"), _iRwsemId);
 
     public override string ToString() => $"inode#{Ino}({Kind})";
 }
@@ -38,33 +45,45 @@ public sealed class Inode
 /// <summary>
 /// struct address_space: the page cache of a file (i_pages) and the VMAs that map it (i_mmap).
 /// </summary>
+/// <remarks>The page cache, i_mmap and their locks are made on first use (most files of a
+/// scenario are device nodes never read through or mapped); the locks' footprint ids are reserved
+/// with the address_space.</remarks>
 [KernelSymbol("address_space", "include/linux/fs.h")]
 public sealed class AddressSpace
 {
     public readonly Inode Host;
     /// <summary>Handle stored in folio->mapping.</summary>
     public readonly int Handle;
-    /// <summary>i_pages: index → PFN. Protected by the i_pages lock (xa_lock).</summary>
-    public readonly SortedDictionary<long, ulong> IPages = [];
-    /// <summary>i_mmap: the VMAs mapping this file. Protected by i_mmap_rwsem.</summary>
-    public readonly List<VmAreaStruct> IMmap = [];
-    public readonly RwSemaphore IMmapRwsem;
-    public readonly SpinLock IPagesLock;
     /// <summary>Footprint identity of i_pages.</summary>
     public readonly ulong PagesObj;
     /// <summary>mapping_can_writeback(): false for shmem and devices (no dirty accounting).</summary>
     public bool CanWriteback;
-    /// <summary>mapping->nrpages.</summary>
-    public long NrPages => IPages.Count;
+    private readonly Kernel _k;
+    private readonly ulong _iMmapRwsemId;
+    private readonly ulong _iPagesLockId;
+    private SortedDictionary<long, ulong>? _iPages;
+    private List<VmAreaStruct>? _iMmap;
+    private RwSemaphore? _iMmapRwsem;
+    private SpinLock? _iPagesLock;
 
     internal AddressSpace(Kernel k, Inode host)
     {
+        _k = k;
         Host = host;
         Handle = k.Handles.Register(this);
-        IMmapRwsem = new RwSemaphore(k, LockClass.IMmapRwsem, new LockLabel("mapping#", host.Ino, ".i_mmap_rwsem"));
-        IPagesLock = new SpinLock(k, LockClass.IPagesLock, new LockLabel("mapping#", host.Ino, ".i_pages"));
+        _iMmapRwsemId = k.NextObjectId();
+        _iPagesLockId = k.NextObjectId();
         PagesObj = ObjId.Make(ObjId.Kind.PageCache, host.Ino);
     }
+
+    /// <summary>i_pages: index → PFN. Protected by the i_pages lock (xa_lock).</summary>
+    public SortedDictionary<long, ulong> IPages => _iPages ??= [];
+    /// <summary>i_mmap: the VMAs mapping this file. Protected by i_mmap_rwsem.</summary>
+    public List<VmAreaStruct> IMmap => _iMmap ??= [];
+    public RwSemaphore IMmapRwsem => _iMmapRwsem ??= new RwSemaphore(_k, LockClass.IMmapRwsem, new LockLabel("mapping#", Host.Ino, ".i_mmap_rwsem"), _iMmapRwsemId);
+    public SpinLock IPagesLock => _iPagesLock ??= new SpinLock(_k, LockClass.IPagesLock, new LockLabel("mapping#", Host.Ino, ".i_pages"), _iPagesLockId);
+    /// <summary>mapping->nrpages.</summary>
+    public long NrPages => _iPages?.Count ?? 0;
 
     public override string ToString() => $"mapping({Host})";
 }

@@ -16,11 +16,19 @@ public abstract class LockBase
     private protected Queue<(TaskStruct Task, bool Read)>? Waiters;
 
     protected LockBase(Kernel k, LockClass cls, LockLabel label)
+        : this(k, cls, label, k.NextObjectId())
+    {
+    }
+
+    /// <summary>A lock made on first use, with the footprint id reserved when its owner was made:
+    /// ids must not depend on which schedule touched the lock first, since DPOR compares
+    /// footprints across executions.</summary>
+    protected LockBase(Kernel k, LockClass cls, LockLabel label, ulong reservedId)
     {
         K = k;
         Class = cls;
         _label = label;
-        Obj = ObjId.Make(ObjId.Kind.Lock, k.NextObjectId());
+        Obj = ObjId.Make(ObjId.Kind.Lock, reservedId);
     }
 
     /// <summary>A label for traces: "mm#2.mmap_lock".</summary>
@@ -56,8 +64,18 @@ public readonly record struct LockLabel(string Prefix, ulong Id, string? Suffix,
 
 /// <summary>spinlock_t. Holding one disables preemption: sleeping under it is a finding.</summary>
 [KernelSymbol("spinlock_t", "include/linux/spinlock_types.h")]
-public sealed class SpinLock(Kernel k, LockClass cls, LockLabel name) : LockBase(k, cls, name)
+public sealed class SpinLock : LockBase
 {
+    public SpinLock(Kernel k, LockClass cls, LockLabel name)
+        : base(k, cls, name)
+    {
+    }
+
+    internal SpinLock(Kernel k, LockClass cls, LockLabel name, ulong reservedId)
+        : base(k, cls, name, reservedId)
+    {
+    }
+
     private TaskStruct? _owner;
 
     public TaskStruct? Owner => _owner;
@@ -181,8 +199,18 @@ public sealed class SpinLock(Kernel k, LockClass cls, LockLabel name) : LockBase
 /// a writer alone, or every queued reader (rwsem_mark_wake() wakes readers in bulk).
 /// </remarks>
 [KernelSymbol("rw_semaphore", "include/linux/rwsem.h")]
-public sealed class RwSemaphore(Kernel k, LockClass cls, LockLabel name) : LockBase(k, cls, name)
+public sealed class RwSemaphore : LockBase
 {
+    public RwSemaphore(Kernel k, LockClass cls, LockLabel name)
+        : base(k, cls, name)
+    {
+    }
+
+    internal RwSemaphore(Kernel k, LockClass cls, LockLabel name, ulong reservedId)
+        : base(k, cls, name, reservedId)
+    {
+    }
+
     private TaskStruct? _writer;
     private readonly List<TaskStruct> _readers = [];
 
