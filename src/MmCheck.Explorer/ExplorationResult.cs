@@ -33,13 +33,17 @@ public sealed class ExplorationResult
     /// measured on Linux, zero elsewhere). On a shared machine, the cost of the work itself.</summary>
     public TimeSpan CpuTime { get; init; }
 
-    /// <summary><paramref name="count"/> (steps, schedules) per second of <see cref="CpuTime"/>, or of
-    /// <see cref="Elapsed"/> where there is no CPU time; 0 for an exploration that took no time.</summary>
-    public double PerCpuSecond(long count)
-    {
-        double seconds = (CpuTime > TimeSpan.Zero ? CpuTime : Elapsed).TotalSeconds;
-        return seconds > 0 ? count / seconds : 0;
-    }
+    /// <summary>What rates are taken over: <see cref="CpuTime"/>, or <see cref="Elapsed"/> where
+    /// there is no CPU time.</summary>
+    public TimeSpan CpuTimeOrElapsed => CpuTime > TimeSpan.Zero ? CpuTime : Elapsed;
+
+    /// <summary><paramref name="count"/> (steps, schedules) per second of <see cref="CpuTimeOrElapsed"/>;
+    /// 0 for an exploration that took no time.</summary>
+    public double PerCpuSecond(long count) =>
+        CpuTimeOrElapsed > TimeSpan.Zero ? count / CpuTimeOrElapsed.TotalSeconds : 0;
+
+    /// <summary>Scheduling points per CPU second (see <see cref="PerCpuSecond"/>).</summary>
+    public double PointsPerCpuSecond => PerCpuSecond(Steps);
 
     public TimeSpan? FirstViolationAt { get; init; }
 

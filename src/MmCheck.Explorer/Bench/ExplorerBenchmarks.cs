@@ -188,7 +188,7 @@ public static class ExplorerBenchmarks
         long compiledDuring = 0;
         for (int r = 0; r < Math.Max(1, options.SpeedupRepetitions); r++)
         {
-            var (one, many, independent, same, compiled) = SpeedupPair(speedTarget, options.Workers, manyFirst: r % 2 == 1);
+            var (one, many, independent, result, compiled) = SpeedupPair(speedTarget, options.Workers, manyFirst: r % 2 == 1);
             compiledDuring += compiled;
             pairRatios.Add(one.Elapsed.TotalSeconds / many.Elapsed.TotalSeconds);
             independentRatios.Add(options.Workers * one.Elapsed.TotalSeconds / independent.TotalSeconds);
@@ -196,8 +196,8 @@ public static class ExplorerBenchmarks
             manyCpu = Min(manyCpu, many.CpuTime);
             oneWorker = Min(oneWorker, one.Elapsed);
             manyWorkers = Min(manyWorkers, many.Elapsed);
-            reference ??= Fingerprint(one);
-            identical &= same && Fingerprint(one) == reference;
+            reference ??= result;
+            identical &= result is not null && result == reference;
         }
 
         // Throughput: one worker, DFS with DPOR, best of the repetitions. The share of the run spent
@@ -212,16 +212,16 @@ public static class ExplorerBenchmarks
         {
             var timed = new TimedTarget(target);
             var one = Explorer.Explore(timed, Dfs(1, options.ThroughputSchedules));
-            if (PerCpuSecond(one) > perCpu)
+            if (one.PointsPerCpuSecond > perCpu)
             {
-                perCpu = PerCpuSecond(one);
+                perCpu = one.PointsPerCpuSecond;
                 setupShare = Math.Clamp(timed.PrepareTime.TotalSeconds / one.Elapsed.TotalSeconds, 0, 0.99);
             }
             if (best is null || one.Steps / one.Elapsed.TotalSeconds > best.Steps / best.Elapsed.TotalSeconds)
             {
                 best = one;
             }
-            explorerOnly = Math.Max(explorerOnly, PerCpuSecond(Explorer.Explore(BenchmarkTargets.Points(), Dfs(1, 1, int.MaxValue))));
+            explorerOnly = Math.Max(explorerOnly, Explorer.Explore(BenchmarkTargets.Points(), Dfs(1, 1, int.MaxValue)).PointsPerCpuSecond);
         }
         double cpuPerSchedule = best!.Steps / perCpu / best.Schedules;
 
@@ -270,8 +270,9 @@ public static class ExplorerBenchmarks
 
     /// <summary>One pair of the speed-up: a complete one-worker and many-worker exploration back to
     /// back, then (or first: the order reverses) as many one-worker explorations at once as workers;
-    /// whether the results are identical, and how many methods the JIT compiled meanwhile.</summary>
-    private static (ExplorationResult One, ExplorationResult Many, TimeSpan Independent, bool Identical, long Compiled) SpeedupPair(
+    /// the pair's result (its fingerprint; null when the two runs differ), and how many methods the
+    /// JIT compiled meanwhile.</summary>
+    private static (ExplorationResult One, ExplorationResult Many, TimeSpan Independent, string? Result, long Compiled) SpeedupPair(
         ExplorationTarget t, int workers, bool manyFirst)
     {
         long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
@@ -296,12 +297,9 @@ public static class ExplorerBenchmarks
             independent = Independent();
         }
         compiled = System.Runtime.JitInfo.GetCompiledMethodCount() - compiled;
-        return (one, many, independent, Fingerprint(one) == Fingerprint(many), compiled);
+        string result = Fingerprint(one);
+        return (one, many, independent, result == Fingerprint(many) ? result : null, compiled);
     }
-
-    /// <summary>Points per CPU second of the exploring threads (per wall-clock second where the
-    /// platform does not report thread CPU time).</summary>
-    private static double PerCpuSecond(ExplorationResult r) => r.PerCpuSecond(r.Steps);
 
     /// <summary>/proc/loadavg's 1, 5 and 15 minute averages, when the machine has them.</summary>
     public static string? LoadAverage()
