@@ -167,9 +167,10 @@ public sealed partial class Kernel
         return null;
     }
 
-    // The checks below return violations in a list made when the first is found, so that a check
-    // that finds nothing (nearly every one the explorer runs) allocates nothing: the [] they return
-    // then is typed as the interface, the shared empty array (as a List it would be a new one).
+    /// <summary>What a check found: the checks below make their list at the first violation, so
+    /// that one finding nothing (nearly every one the explorer runs) allocates nothing. The empty
+    /// result is the shared empty array (typed as the list, [] would be a new List).</summary>
+    private static IEnumerable<string> Found(List<string>? bad) => (IEnumerable<string>?)bad ?? [];
 
     private IEnumerable<string> CheckRmapComplete()
     {
@@ -196,7 +197,7 @@ public sealed partial class Kernel
             }
         }
         counts.Clear();
-        return (IEnumerable<string>?)bad ?? [];
+        return Found(bad);
     }
 
     /// <summary>Scratch of <see cref="CheckRmapComplete"/>: PTEs counted per PFN.</summary>
@@ -223,7 +224,7 @@ public sealed partial class Kernel
                 (bad ??= []).Add($"mm#{mm.Id} maps anon pfn {p.Pfn:x} writable at {addr:x} but it is not PageAnonExclusive");
             }
         }
-        return (IEnumerable<string>?)bad ?? [];
+        return Found(bad);
     }
 
     private IEnumerable<string> CheckRefcounts()
@@ -244,6 +245,6 @@ public sealed partial class Kernel
                 (bad ??= []).Add($"pfn {f.Pfn:x} has refcount {MemMap.RefCount(f.Pfn)} below its mapcount {MemMap.MapCount(f.Pfn)}");
             }
         }
-        return (IEnumerable<string>?)bad ?? [];
+        return Found(bad);
     }
 }
