@@ -75,8 +75,10 @@ public sealed partial class Kernel
 
     /// <summary>
     /// __request_region(): claims [start, start+n) as BUSY under the first non-busy resource that
-    /// contains it; null on conflict. A claim under iomem_resource revokes existing user mappings
-    /// of the range (revoke_iomem(), outside resource_lock).
+    /// contains it; null on conflict. A claim under iomem_resource then calls revoke_iomem(),
+    /// outside resource_lock, which unmaps raw user mappings of the range only with
+    /// CONFIG_IO_STRICT_DEVMEM and when devmem_is_allowed() refuses its first or last page
+    /// (kernel/resource.c:revoke_iomem(); <see cref="RevokeIomemHook"/>).
     /// </summary>
     /// <remarks>Context: may sleep; takes resource_lock for write and drops it before revoking mappings.</remarks>
     [KernelSymbol("__request_region", "kernel/resource.c")]
@@ -112,7 +114,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>request_mem_region(): the new BUSY resource, or null on a conflict (callers then
-    /// fail with -EBUSY). A claim inside iomem revokes user mappings of the range.</summary>
+    /// fail with -EBUSY); then revoke_iomem() as <see cref="__RequestRegion"/> says.</summary>
     /// <remarks>Context: process context, may sleep; no mm lock held (resource_lock is dropped
     /// before the revoke takes i_mmap_rwsem and the page-table locks).</remarks>
     [KernelSymbol("request_mem_region", "include/linux/ioport.h")]
