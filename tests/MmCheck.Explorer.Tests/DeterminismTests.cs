@@ -1,4 +1,5 @@
 using MmCheck.Explorer;
+using MmCheck.Tests;
 
 namespace MmCheck.Explorer.Tests;
 
@@ -14,14 +15,6 @@ public class DeterminismTests
         "munmap" => Scenarios.StoreVsMunmap(2),
         _ => Scenarios.OrderByChoice(),
     };
-
-    /// <summary>Records what is posted to it and runs none of it.</summary>
-    private sealed class RecordingContext : SynchronizationContext
-    {
-        public int Posts;
-
-        public override void Post(SendOrPostCallback d, object? state) => Interlocked.Increment(ref Posts);
-    }
 
     [Fact]
     public async Task ACallersContextNeitherSeesTheModelNorChangesTheResult()

@@ -1,4 +1,5 @@
 using Linux;
+using MmCheck.Tests;
 using static Linux.Mman;
 
 namespace MmCheck.Kernel.Tests;
@@ -403,14 +404,6 @@ public class LockingTests
         Assert.Empty(s0.Findings);
         Assert.Empty(s1.Findings);
         Assert.Empty(s1.SeamViolations);
-    }
-
-    /// <summary>Counts what is posted to it and runs none of it.</summary>
-    private sealed class RecordingContext : SynchronizationContext
-    {
-        public int Posts;
-
-        public override void Post(SendOrPostCallback d, object? state) => Interlocked.Increment(ref Posts);
     }
 
     [Fact]
