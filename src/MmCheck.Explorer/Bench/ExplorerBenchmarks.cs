@@ -131,6 +131,10 @@ public sealed record ExplorerBenchmarkResult
 /// </summary>
 public static class ExplorerBenchmarks
 {
+    /// <summary>The throughput target, per CPU second of one core, on fault-vs-munmap and
+    /// on the seed scenarios alike.</summary>
+    public const double PointsPerCpuSecondTarget = 2e6;
+
     public static ExplorerBenchmarkResult Run(ExplorerBenchmarkOptions? options = null)
     {
         options ??= new ExplorerBenchmarkOptions();
