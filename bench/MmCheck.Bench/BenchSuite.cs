@@ -44,7 +44,8 @@ public sealed record BenchOptions
 
     public string ScenarioDirectory { get; init; } = ScenarioBenchmarks.DefaultDirectory;
 
-    /// <summary>How long the scenarios are explored before they are timed (the JIT's tiers).</summary>
+    /// <summary>How long the scenarios are explored at least before they are timed (then on until
+    /// the JIT is quiet; zero: no warm-up).</summary>
     public TimeSpan ScenarioWarmup { get; init; } = TimeSpan.FromSeconds(4);
 
     /// <summary>Where the native benchmark is built (default: the oracle's cache directory).</summary>
@@ -144,7 +145,7 @@ public static class BenchSuite
         ScenarioBenchmarkResult? scenarios = null;
         if (scenariosSkipped is null)
         {
-            progress?.WriteLine($"explorer on {o.ScenarioDirectory}: {o.ScenarioWarmup.TotalSeconds:F0} s of warm-up, then best of {o.Repeats} …");
+            progress?.WriteLine($"explorer on {o.ScenarioDirectory}: at least {o.ScenarioWarmup.TotalSeconds:F0} s of warm-up (until the JIT is quiet), then best of {o.Repeats} …");
             scenarios = ScenarioBenchmarks.Run(o.ScenarioDirectory, o.Repeats, o.ScenarioWarmup, progress);
         }
         return new BenchReport
@@ -226,7 +227,7 @@ public static class BenchSuite
     private static void WriteScenarios(ScenarioBenchmarkResult s, TextWriter w)
     {
         var inv = CultureInfo.InvariantCulture;
-        w.WriteLine(string.Create(inv, $"  {$"scheduling points, {s.Directory}",-38} {s.PointsPerCpuSecond / 1e6,12:F2} M per CPU second  (all scenarios' points over their CPU time; target ≥ {ExplorerBenchmarks.PointsPerCpuSecondTarget / 1e6}: {(s.PointsPerCpuSecond >= ExplorerBenchmarks.PointsPerCpuSecondTarget ? "met" : "not met")})"));
+        w.WriteLine(string.Create(inv, $"  {$"scheduling points, {s.Directory}",-38} {s.PointsPerCpuSecond / 1e6,12:F2} M per CPU second  (all scenarios' points over their CPU time; target ≥ {ExplorerBenchmarks.PointsPerCpuSecondTarget / 1e6}: {(s.PointsPerCpuSecond >= ExplorerBenchmarks.PointsPerCpuSecondTarget ? "met" : "not met")}; after {s.WarmupSeconds:F0} s of warm-up{(s.CompiledWhileMeasured > 0 ? $", the JIT compiled {s.CompiledWhileMeasured} methods meanwhile" : "")})"));
         foreach (var x in s.Scenarios)
         {
             string first = x.FirstViolationMs is { } ms ? string.Create(inv, $"first violation at {ms:F1} ms") : "clean";

@@ -39,6 +39,10 @@ public sealed record ScenarioBenchmarkResult
     public double PointsPerCpuSecond { get; init; }
     /// <summary>Files that did not load (with their first diagnostic); they are not measured.</summary>
     public IReadOnlyList<string> Errors { get; init; } = [];
+    /// <summary>How long the scenarios were explored before the timed runs.</summary>
+    public double WarmupSeconds { get; init; }
+    /// <summary>Methods the JIT compiled during the timed runs (0: they all ran fully optimised code).</summary>
+    public long CompiledWhileMeasured { get; init; }
 }
 
 /// <summary>
@@ -58,10 +62,16 @@ public static class ScenarioBenchmarks
         : !System.IO.Directory.EnumerateFiles(directory, "*.litmus").Any() ? $"no .litmus files in '{directory}'"
         : null;
 
+    /// <summary>The longest warm-up: passes stop here even if the JIT is still compiling.</summary>
+    public static readonly TimeSpan MaxWarmup = TimeSpan.FromSeconds(60);
+
     /// <summary>Measures every .litmus file of <paramref name="directory"/>. First all of them are
-    /// explored in turn for <paramref name="warmup"/>, so that tiered compilation has compiled their
-    /// paths at full optimisation (a scenario explored once runs mostly unoptimised code: a third of
-    /// the steady rate); then each is explored <paramref name="repetitions"/> times.</summary>
+    /// explored in turn for at least <paramref name="warmup"/> (none when zero) and then until a whole
+    /// pass compiles no method, so that tiered compilation has compiled their paths at full
+    /// optimisation (a scenario explored once runs mostly unoptimised code, a third of the steady
+    /// rate, and one seed scenario alone takes some 7,700 compilations before its rate settles: a
+    /// fixed 4 s left some measured at half their rate); then each is explored
+    /// <paramref name="repetitions"/> times.</summary>
     public static ScenarioBenchmarkResult Run(string directory, int repetitions, TimeSpan warmup, TextWriter? progress = null)
     {
         var results = new List<ScenarioThroughput>();
@@ -81,13 +91,23 @@ public static class ScenarioBenchmarks
         }
         var options = new ExplorationOptions { Strategy = Strategy.Dfs, Workers = 1, Minimize = false };
         var warm = Stopwatch.StartNew();
-        while (warm.Elapsed < warmup && scenarios.Count > 0)
+        long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
+        while (warmup > TimeSpan.Zero && scenarios.Count > 0 && warm.Elapsed < MaxWarmup)
         {
             foreach (var (_, s) in scenarios)
             {
                 ScenarioRunner.Explore(s, options);
             }
+            long now = System.Runtime.JitInfo.GetCompiledMethodCount();
+            bool quiet = now == compiled;
+            compiled = now;
+            if (quiet && warm.Elapsed >= warmup)
+            {
+                break;
+            }
         }
+        double warmupSeconds = warm.Elapsed.TotalSeconds;
+        compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
         long steps = 0;
         double cpu = 0;
         foreach (var (file, s) in scenarios)
@@ -126,6 +146,8 @@ public static class ScenarioBenchmarks
             Scenarios = results,
             PointsPerCpuSecond = cpu > 0 ? steps / cpu : 0,
             Errors = errors,
+            WarmupSeconds = warmupSeconds,
+            CompiledWhileMeasured = System.Runtime.JitInfo.GetCompiledMethodCount() - compiled,
         };
     }
 }

@@ -108,10 +108,12 @@ public class KnownRaceTests
         Assert.DoesNotContain(alone.Findings, f => f.Invariant == Invariants.LockOrder);
     }
 
-    [Fact]
-    public void ABugOnIsAFindingAndTheHangItLeavesIsNotADeadlock()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ABugOnIsAFindingAndTheHangItLeavesIsNotADeadlock(bool stopInFrame)
     {
-        var t = Scenarios.CheckUnderLock(bug: true);
+        var t = Scenarios.CheckUnderLock(bug: true, stopInFrame);
         var r = TestKit.Dfs(t);
         Assert.True(r.Complete);
         // T0 dies holding A; when T1 then sleeps on A nothing can run, but that is the oops's doing.
@@ -121,6 +123,17 @@ public class KnownRaceTests
         Assert.All(r.Outcomes, o => Assert.Equal("yes", o.Outcome["T1:done"]));
         Assert.True(r.Outcomes.Sum(o => o.Count) < r.Schedules - r.Redundant, "some execution ended with T1 asleep on A");
         TestKit.AssertTracesReplay(t, r);
+    }
+
+    [Fact]
+    public void ATaskStoppedWhereTheBugFiresExploresAsOneUnwoundToItsTopFrame()
+    {
+        var unwound = TestKit.Dfs(Scenarios.CheckUnderLock(bug: true));
+        var stopped = TestKit.Dfs(Scenarios.CheckUnderLock(bug: true, stopInFrame: true));
+        Assert.Equal((unwound.Schedules, unwound.Redundant, unwound.Steps), (stopped.Schedules, stopped.Redundant, stopped.Steps));
+        Assert.Equal(unwound.Outcomes.Select(o => (o.Outcome.ToString(), o.Count)), stopped.Outcomes.Select(o => (o.Outcome.ToString(), o.Count)));
+        Assert.Equal(unwound.Violations.Select(v => (v.Invariant, v.Message, v.Trace.Steps.Count)),
+            stopped.Violations.Select(v => (v.Invariant, v.Message, v.Trace.Steps.Count)));
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Linux;
 using MmCheck.Explorer;
 using static Linux.Mman;
@@ -135,8 +136,11 @@ internal static class Scenarios
     });
 
     /// <summary>T0 checks under lock A, with BUG_ON (or WARN_ON), that a flag T1 sets locklessly
-    /// is clear; T1 then takes A. A BUG kills T0 with A held, and T1 sleeps on A for ever.</summary>
-    public static ExplorationTarget CheckUnderLock(bool bug) => new LambdaTarget(bug ? "bug-under-lock" : "warn-under-lock", (s, g) =>
+    /// is clear; T1 then takes A. A BUG kills T0 with A held, and T1 sleeps on A for ever. With
+    /// <paramref name="stopInFrame"/> the check runs in a frame with the kernel's hot-path builder,
+    /// which stops the task where the BUG fires; otherwise the BUG unwinds to the task's top frame.</summary>
+    public static ExplorationTarget CheckUnderLock(bool bug, bool stopInFrame = false) =>
+        new LambdaTarget((bug ? "bug-under-lock" : "warn-under-lock") + (stopInFrame ? "-stopped" : ""), (s, g) =>
     {
         var k = Boot(g);
         var a = new Linux.Mutex(k, s_a, "A");
@@ -149,16 +153,7 @@ internal static class Scenarios
         s.Spawn(t0, async () =>
         {
             await a.Lock();
-            await k.Sched.Point(SchedPointKind.ReadOnce, flagObj, "check");
-            k.Sched.Access(flagObj, write: false);
-            if (bug)
-            {
-                k.BugOn(flag != 0, "flag set under A");
-            }
-            else
-            {
-                k.WarnOn(flag != 0, "flag set under A");
-            }
+            await (stopInFrame ? CheckStopping() : Check());
             await a.Unlock();
         }, "T0");
         s.Spawn(t1, async () =>
@@ -171,6 +166,32 @@ internal static class Scenarios
             done = "yes";
         }, "T1");
         return new Execution(k, () => Outcome.Of(("T1:done", done)));
+
+        async ValueTask Check()
+        {
+            await k.Sched.Point(SchedPointKind.ReadOnce, flagObj, "check");
+            Verify();
+        }
+
+        [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
+        async ValueTask CheckStopping()
+        {
+            await k.Sched.Point(SchedPointKind.ReadOnce, flagObj, "check");
+            Verify();
+        }
+
+        void Verify()
+        {
+            k.Sched.Access(flagObj, write: false);
+            if (bug)
+            {
+                k.BugOn(flag != 0, "flag set under A");
+            }
+            else
+            {
+                k.WarnOn(flag != 0, "flag set under A");
+            }
+        }
     });
 
     /// <summary>

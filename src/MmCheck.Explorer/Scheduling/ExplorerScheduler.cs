@@ -315,6 +315,25 @@ public sealed class ExplorerScheduler : Scheduler
         {
             Defect ??= e;
         }
+        TaskEnded(slot);
+    }
+
+    protected internal override bool MakeTaskDead()
+    {
+        if (!_inStep || _cur < 0)
+        {
+            return false;
+        }
+        var slot = _slots[_cur];
+        slot.Task.Oopsed = true;
+        TaskEnded(slot);
+        return true;
+    }
+
+    /// <summary>The task's body returned or the task died: its step ends, and so does its part in
+    /// the execution.</summary>
+    private void TaskEnded(TaskSlot slot)
+    {
         slot.Finished = true;
         slot.Task.SchedState = TaskSchedState.Dead;
         if (_inStep && _cur == slot.Index)

@@ -38,13 +38,18 @@ public static class Invariants
 }
 
 /// <summary>
-/// Thrown by BUG_ON and by an oops: the task that hit it stops, as the kernel kills a task that
-/// oopses. The scheduler catches it at the task's top frame and records <see cref="Finding"/>.
-/// It never escapes to the tool's user.
+/// Thrown by BUG_ON and by an oops: the task that hit it stops where it stands, as the kernel's
+/// make_task_dead() ends a task that oopses without unwinding anything it holds. The innermost
+/// <see cref="InlineAsyncBuilder{TResult}"/> frame it reaches tells <see cref="Sched"/> the task is
+/// dead and never completes, so no caller resumes (or pays for a rethrow); frames with the standard
+/// builder pass it up, and the task's top frame catches it. It never escapes to the tool's user.
 /// </summary>
 public sealed class KernelBugException(Finding finding) : Exception(finding.ToString())
 {
     public Finding Finding { get; } = finding;
+
+    /// <summary>The scheduler of the task that died.</summary>
+    internal Scheduler? Sched { get; init; }
 }
 
 /// <summary>
@@ -127,7 +132,7 @@ public sealed partial class Kernel
     {
         var f = new Finding(Invariants.Bug, what, Current?.Pid ?? 0, fn);
         Sched.OnFinding(f);
-        throw new KernelBugException(f);
+        throw new KernelBugException(f) { Sched = Sched };
     }
 
     /// <summary>VM_BUG_ON(): as BUG_ON (the model runs with CONFIG_DEBUG_VM).</summary>
@@ -165,6 +170,6 @@ public sealed partial class Kernel
     {
         var f = new Finding(Invariants.KernelOops, what, Current?.Pid ?? 0, fn);
         Sched.OnFinding(f);
-        throw new KernelBugException(f);
+        throw new KernelBugException(f) { Sched = Sched };
     }
 }

@@ -9,6 +9,8 @@ public class DirectScheduler : Scheduler
 {
     private readonly Queue<TaskStruct> _runQueue = new();
     private bool _suspended;
+    /// <summary>A task died in BUG or an oops (its locks stay held).</summary>
+    private bool _oopsed;
 
     /// <summary>Findings reported so far, in order.</summary>
     public List<Finding> Findings { get; } = [];
@@ -63,6 +65,17 @@ public class DirectScheduler : Scheduler
         }
     }
 
+    protected internal override bool MakeTaskDead()
+    {
+        if (Current is not { SchedState: not TaskSchedState.Dead } t)
+        {
+            return false;
+        }
+        t.Oopsed = true;
+        t.SchedState = TaskSchedState.Dead;
+        return true;
+    }
+
     protected internal override void Suspend(Action continuation)
     {
         Current!.Continuation = continuation;
@@ -105,6 +118,7 @@ public class DirectScheduler : Scheduler
                 Current = t;
                 _suspended = false;
                 c();
+                _oopsed |= t.Oopsed;
                 if (_suspended && t.SchedState == TaskSchedState.Sleeping)
                 {
                     sleeping.Add(t);
@@ -124,9 +138,13 @@ public class DirectScheduler : Scheduler
         sleeping.RemoveWhere(s => s.SchedState != TaskSchedState.Sleeping);
         if (sleeping.Count > 0)
         {
-            foreach (var s in sleeping)
+            // A task that died in BUG/oops leaves its locks held: the hang is a consequence, not a finding.
+            if (!_oopsed)
             {
-                OnFinding(new Finding(Invariants.Deadlock, $"pid {s.Pid} sleeps forever on {s.WaitChannel}", s.Pid, "schedule"));
+                foreach (var s in sleeping)
+                {
+                    OnFinding(new Finding(Invariants.Deadlock, $"pid {s.Pid} sleeps forever on {s.WaitChannel}", s.Pid, "schedule"));
+                }
             }
             return false;
         }

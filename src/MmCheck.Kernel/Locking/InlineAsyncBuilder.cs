@@ -10,6 +10,8 @@ namespace Linux;
 /// <see cref="PoolingAsyncValueTaskMethodBuilder{TResult}"/>, whose state-machine boxes are reused
 /// once their result is read (the fault path suspends at every scheduling point an exploration
 /// stops at, and a fresh box per suspended call was a tenth of what an execution allocated).
+/// BUG and oops (<see cref="KernelBugException"/>) stop the task at the first such frame they
+/// reach: the method never completes (<see cref="Scheduler.MakeTaskDead"/>).
 /// </summary>
 /// <remarks>Use with <c>[AsyncMethodBuilder(typeof(InlineAsyncBuilder&lt;&gt;))]</c> on an async method returning
 /// <see cref="ValueTask{TResult}"/>. An await of a pooled box posts its continuation to a captured
@@ -47,7 +49,10 @@ public struct InlineAsyncBuilder<TResult>
     public void SetException(Exception exception)
     {
         _standard = true;
-        _builder.SetException(exception);
+        if (!InlineAsyncBuilder.StopsDeadTask(exception))
+        {
+            _builder.SetException(exception);
+        }
     }
 
     public ValueTask<TResult> Task
@@ -100,8 +105,16 @@ public struct InlineAsyncBuilder
     public void SetException(Exception exception)
     {
         _standard = true;
-        _builder.SetException(exception);
+        if (!StopsDeadTask(exception))
+        {
+            _builder.SetException(exception);
+        }
     }
+
+    /// <summary>BUG or oops in the current task: the scheduler takes the task as dead, and the
+    /// method's value task (and so every caller's) stays pending for good.</summary>
+    internal static bool StopsDeadTask(Exception exception) =>
+        exception is KernelBugException { Sched: { } sched } && sched.MakeTaskDead();
 
     public ValueTask Task
     {

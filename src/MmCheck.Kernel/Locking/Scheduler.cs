@@ -96,8 +96,17 @@ public abstract class Scheduler
         }
     }
 
+    /// <summary>
+    /// make_task_dead(): the current task hit BUG or oopsed and stops where it stands, holding
+    /// whatever it holds; its suspended callers never resume. The scheduler goes on as if the task
+    /// had finished. False outside a task (the exception then unwinds as usual).
+    /// </summary>
+    [KernelSymbol("make_task_dead", "kernel/exit.c")]
+    protected internal abstract bool MakeTaskDead();
+
     /// <summary>Runs a task body to its end, turning BUG/oops into a dead task rather than an
-    /// escaped exception. Every scheduler starts tasks through this.</summary>
+    /// escaped exception (when no frame of the task stopped it first: <see cref="MakeTaskDead"/>).
+    /// Every scheduler starts tasks through this.</summary>
     [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     protected static async ValueTask RunTaskBody(TaskStruct task, Func<ValueTask> body)
     {

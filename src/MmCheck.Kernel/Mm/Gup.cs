@@ -220,49 +220,51 @@ public sealed partial class Kernel
         {
             return (FollowResult.NoPage, default, 0);
         }
-        var pte = PtepGet(l.Pte);
-        try
+        // No try/finally: a BUG or oops under the PTL leaves it held, as in the kernel.
+        var r = FollowPagePteLocked(vma, address, flags, PtepGet(l.Pte));
+        await l.Ptl.Unlock("follow_page_pte");
+        return r;
+    }
+
+    /// <summary>follow_page_pte() between pte_offset_map_lock() and its unlock.</summary>
+    /// <remarks>Context: mmap read lock and the PTE table's PTL held.</remarks>
+    private (FollowResult Kind, Page Page, int Err) FollowPagePteLocked(VmAreaStruct vma, ulong address, Foll flags, Pte pte)
+    {
+        if (!PtePresent(pte) || PteProtnone(pte))
         {
-            if (!PtePresent(pte) || PteProtnone(pte))
-            {
-                return (FollowResult.NoPage, default, 0);
-            }
-            var page = VmNormalPage(vma, address, pte);
-            if ((flags & FOLL_WRITE) != 0 && !CanFollowWritePte(pte, page, vma, flags))
-            {
-                return (FollowResult.NoPage, default, 0);
-            }
-            if (page is null)
-            {
-                if (IsZeroPfn(PtePfn(pte)))
-                {
-                    page = new Page(PtePfn(pte));
-                }
-                else
-                {
-                    return (FollowResult.NoStructPage, default, -Errno.EEXIST);
-                }
-            }
-            var p = page.Value;
-            if (!PteWrite(pte) && GupMustUnshare(vma, flags, p))
-            {
-                return (FollowResult.Unshare, default, 0);
-            }
-            int ret = TryGrabFolio(new Folio(p.Pfn), 1, flags);
-            if (ret != 0)
-            {
-                return (FollowResult.Error, default, ret);
-            }
-            if ((flags & FOLL_TOUCH) != 0 && (flags & FOLL_WRITE) != 0 && !PteDirty(pte) && !FolioTestDirty(new Folio(p.Pfn)))
-            {
-                FolioMarkDirty(new Folio(p.Pfn));
-            }
-            return (FollowResult.Page, p, 0);
+            return (FollowResult.NoPage, default, 0);
         }
-        finally
+        var page = VmNormalPage(vma, address, pte);
+        if ((flags & FOLL_WRITE) != 0 && !CanFollowWritePte(pte, page, vma, flags))
         {
-            await l.Ptl.Unlock("follow_page_pte");
+            return (FollowResult.NoPage, default, 0);
         }
+        if (page is null)
+        {
+            if (IsZeroPfn(PtePfn(pte)))
+            {
+                page = new Page(PtePfn(pte));
+            }
+            else
+            {
+                return (FollowResult.NoStructPage, default, -Errno.EEXIST);
+            }
+        }
+        var p = page.Value;
+        if (!PteWrite(pte) && GupMustUnshare(vma, flags, p))
+        {
+            return (FollowResult.Unshare, default, 0);
+        }
+        int ret = TryGrabFolio(new Folio(p.Pfn), 1, flags);
+        if (ret != 0)
+        {
+            return (FollowResult.Error, default, ret);
+        }
+        if ((flags & FOLL_TOUCH) != 0 && (flags & FOLL_WRITE) != 0 && !PteDirty(pte) && !FolioTestDirty(new Folio(p.Pfn)))
+        {
+            FolioMarkDirty(new Folio(p.Pfn));
+        }
+        return (FollowResult.Page, p, 0);
     }
 
     /// <summary>

@@ -437,6 +437,7 @@ public sealed partial class Kernel
     /// <summary>remap_pte_range(): under the PTL, each PTE must be none (BUG_ON otherwise).</summary>
     /// <remarks>Context: mmap_lock write-held. Takes and drops the PTE table's PTL around the fill.</remarks>
     [KernelSymbol("remap_pte_range", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     private async ValueTask<int> RemapPteRange(MmStruct mm, PtPtr pmd, ulong addr, ulong end, long pfnBase, PgProt prot)
     {
         if (await PteAlloc(mm, pmd, addr))
@@ -447,20 +448,14 @@ public sealed partial class Kernel
         {
             return -Errno.ENOMEM;
         }
-        var pte = l.Pte;
-        try
+        // The BUG_ON leaves the PTL held, as in the kernel: no try/finally.
+        for (var pte = l.Pte; addr != end; addr += PAGE_SIZE, pte = pte with { Index = pte.Index + 1 })
         {
-            for (; addr != end; addr += PAGE_SIZE, pte = pte with { Index = pte.Index + 1 })
-            {
-                BugOn(!PteNone(PtepGet(pte)), $"remap_pfn_range: PTE at {addr:x} is already set ({PtepGet(pte)})");
-                ulong pfn = (ulong)(pfnBase + (long)(addr >> PAGE_SHIFT));
-                SetPteAt(mm, addr, pte, PteMkspecial(PfnPte(pfn, prot)));
-            }
+            BugOn(!PteNone(PtepGet(pte)), $"remap_pfn_range: PTE at {addr:x} is already set ({PtepGet(pte)})");
+            ulong pfn = (ulong)(pfnBase + (long)(addr >> PAGE_SHIFT));
+            SetPteAt(mm, addr, pte, PteMkspecial(PfnPte(pfn, prot)));
         }
-        finally
-        {
-            await l.Ptl.Unlock("remap_pte_range");
-        }
+        await l.Ptl.Unlock("remap_pte_range");
         return 0;
     }
 

@@ -184,14 +184,49 @@ public class DevicesVfioTests
         // The v5.8-v5.12 handler on its own kernel: flags written directly, no PFN-range context.
         var (p, _, vdev) = Boot("remap_no_list_check", "v5.10");
         var (_, a) = p.MapVfioBar(vdev, 16);
-        var (k, t1, t2) = ConcurrentFaults(p, vdev, a);
+        var thrown = new List<Finding>();
+        EventHandler<System.Runtime.ExceptionServices.FirstChanceExceptionEventArgs> onThrow = (_, e) =>
+        {
+            if (e.Exception is KernelBugException kb)
+            {
+                lock (thrown)
+                {
+                    thrown.Add(kb.Finding);
+                }
+            }
+        };
+        AppDomain.CurrentDomain.FirstChanceException += onThrow;
+        Linux.Kernel k;
+        TaskStruct t1, t2;
+        try
+        {
+            (k, t1, t2) = ConcurrentFaults(p, vdev, a);
+        }
+        finally
+        {
+            AppDomain.CurrentDomain.FirstChanceException -= onThrow;
+        }
         var bug = Assert.Single(k.Findings, f => f.Invariant == Invariants.Bug);
+        // Thrown once, by the BUG_ON: remap_pte_range()'s frame stops the task, and none of the
+        // frames above it (the fault handler, handle_mm_fault(), the user access) rethrows it.
+        lock (thrown)
+        {
+            Assert.Single(thrown, f => ReferenceEquals(f, bug));
+        }
         Assert.Contains("already set", bug.Message);
         Assert.True(t2.Oopsed);
         Assert.False(t1.Oopsed);
         // The list now holds the VMA twice.
         Assert.Equal(2, vdev.VmaList.Count);
         Assert.DoesNotContain(k.Findings, f => f.Invariant == Invariants.LockAssert);
+        // make_task_dead() unwinds nothing: the oopsed task still holds the PTE table's lock, the
+        // mmap lock and memory_lock it had at the BUG_ON, as on a real kernel.
+        var held = t2.HeldLocks.Select(h => h.Lock).ToList();
+        Assert.Contains(held, l => l.Class == LockClass.PtLock);
+        Assert.Contains(held, l => l.Class == LockClass.MmapLock);
+        Assert.Contains(vdev.MemoryLock, held);
+        Assert.Empty(t1.HeldLocks);
+        Assert.DoesNotContain(k.Findings, f => f.Invariant == Invariants.Deadlock);
     }
 
     [Fact]
