@@ -107,7 +107,7 @@ public class DirectScheduler : Scheduler
         var previous = Current;
         var callerContext = SynchronizationContext.Current;
         SynchronizationContext.SetSynchronizationContext(null);
-        var sleeping = new HashSet<TaskStruct>();
+        HashSet<TaskStruct>? sleeping = null;
         try
         {
             while (_runQueue.Count > 0)
@@ -121,13 +121,13 @@ public class DirectScheduler : Scheduler
                 _oopsed |= t.Oopsed;
                 if (_suspended && t.SchedState == TaskSchedState.Sleeping)
                 {
-                    sleeping.Add(t);
+                    (sleeping ??= []).Add(t);
                 }
                 else if (_suspended)
                 {
                     _runQueue.Enqueue(t);
                 }
-                sleeping.RemoveWhere(s => s.SchedState != TaskSchedState.Sleeping);
+                sleeping?.RemoveWhere(s => s.SchedState != TaskSchedState.Sleeping);
             }
         }
         finally
@@ -135,8 +135,8 @@ public class DirectScheduler : Scheduler
             SynchronizationContext.SetSynchronizationContext(callerContext);
         }
         Current = previous;
-        sleeping.RemoveWhere(s => s.SchedState != TaskSchedState.Sleeping);
-        if (sleeping.Count > 0)
+        sleeping?.RemoveWhere(s => s.SchedState != TaskSchedState.Sleeping);
+        if (sleeping is { Count: > 0 })
         {
             // A task that died in BUG/oops leaves its locks held: the hang is a consequence, not a finding.
             if (!_oopsed)

@@ -149,6 +149,12 @@ public sealed class LockGraph
             _succ[from] = list = [];
         }
         list.Add(to);
+        // A new edge closes a cycle only through an edge out of its target: most targets (the
+        // innermost locks) have none, and the search is skipped.
+        if (!_succ.TryGetValue(to, out var next) || next.Count == 0)
+        {
+            return null;
+        }
         var path = FindPath(to, from);
         if (path is null || !_reported.Add((from, to)))
         {

@@ -359,19 +359,17 @@ public sealed class Binder
             }
             spans[a.Name.Text] = a.Span;
         }
+        // Declared even when its arguments are wrong, so that uses of it do not add errors of their own.
+        var decl = new DeviceDecl(d.Name.Text, kind.Name, args, d.Span);
         if (_diags.Count(x => x.IsError) == errorsBefore && kind.Validate is { } validate)
         {
-            foreach (var (arg, message) in validate(ConstArgs(args)))
+            foreach (var (arg, message) in validate(decl.Values))
             {
                 Error(arg.Length > 0 && spans.TryGetValue(arg, out var at) ? at : call.Span, DiagnosticCodes.ArgumentKind, message);
             }
         }
-        // Declared even when its arguments are wrong, so that uses of it do not add errors of their own.
-        return new DeviceDecl(d.Name.Text, kind.Name, args, d.Span);
+        return decl;
     }
-
-    private static Dictionary<string, LitValue> ConstArgs(IReadOnlyDictionary<string, BoundExpr> args) =>
-        args.ToDictionary(a => a.Key, a => ((BoundConst)a.Value).Value, StringComparer.Ordinal);
 
     /// <summary>Builds the devices on a scratch kernel (<see cref="DeviceTable.CheckBuild"/>) and
     /// reports a declaration the set cannot hold (a PCI slot taken twice, BARs beyond the windows).</summary>
@@ -382,7 +380,7 @@ public sealed class Binder
         {
             return;
         }
-        var errors = DeviceTable.CheckBuild(config, [.. list.Select(d => (DeviceTable.Find(d.Kind)!, d.Name, (IReadOnlyDictionary<string, LitValue>)ConstArgs(d.Args)))]);
+        var errors = DeviceTable.CheckBuild(config, [.. list.Select(d => (DeviceTable.Find(d.Kind)!, d.Name, d.Values))]);
         foreach (var (i, message) in errors)
         {
             Error(list[i].Span, DiagnosticCodes.BadDeclaration, $"device '{list[i].Name}' cannot be built: {message}");
@@ -928,7 +926,7 @@ public sealed class Binder
                 "its members: " + string.Join(", ", kind.Members), m.Member.Text);
             return null;
         }
-        return new BoundDeviceMember(m.Span, dev.Name, m.Member.Text);
+        return new BoundDeviceMember(m.Span, dev.Name, kind, m.Member.Text);
     }
 
     // ---- the final condition ---------------------------------------------------------------

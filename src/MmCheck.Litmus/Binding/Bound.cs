@@ -18,7 +18,7 @@ public sealed record BoundBinary(SourceSpan Span, BinaryOperator Operator, Bound
 public sealed record BoundCall(SourceSpan Span, VerbDef Verb, IReadOnlyList<BoundExpr> Args) : BoundExpr(Span);
 
 /// <summary>A device attribute, such as <c>G.bar0</c> (the BAR's physical address).</summary>
-public sealed record BoundDeviceMember(SourceSpan Span, string Device, string Member) : BoundExpr(Span);
+public sealed record BoundDeviceMember(SourceSpan Span, string Device, DeviceKind Kind, string Member) : BoundExpr(Span);
 
 /// <summary>One statement: an optional label, an optional register to assign, an expression.</summary>
 public sealed record BoundStatement(SourceSpan Span, string? Label, string? Target, BoundExpr Value);
@@ -36,7 +36,12 @@ public sealed record ProcessDecl(string Name, SourceSpan Span, string? ForkedByT
 }
 
 /// <summary>A device declared in the init block (device G = pci(bar0 = 16 pages)).</summary>
-public sealed record DeviceDecl(string Name, string Kind, IReadOnlyDictionary<string, BoundExpr> Args, SourceSpan Span);
+public sealed record DeviceDecl(string Name, string Kind, IReadOnlyDictionary<string, BoundExpr> Args, SourceSpan Span)
+{
+    /// <summary>The arguments' values (the binder admits constants only), made once for every run.</summary>
+    public IReadOnlyDictionary<string, LitValue> Values { get; } =
+        Args.ToDictionary(a => a.Key, a => ((BoundConst)a.Value).Value, StringComparer.Ordinal);
+}
 
 /// <summary>A scenario thread: a task in a process (or a kernel thread), possibly starting after
 /// another thread's labelled statement.</summary>

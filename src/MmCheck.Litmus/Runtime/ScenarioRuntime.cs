@@ -15,11 +15,91 @@ public sealed class ScenarioError(string message, SourceSpan span) : Exception(m
     public override string ToString() => $"{Span}: {Message}";
 }
 
+/// <summary>
+/// The registers of one scope, in the order they were first set. A scope holds a handful, so a
+/// linear search of two small arrays beats a string-keyed dictionary (which was a tenth of what an
+/// execution of a seed scenario allocated: every thread and process has a scope).
+/// </summary>
+public sealed class Registers : IEnumerable<KeyValuePair<string, LitValue>>
+{
+    private string[] _names = new string[4];
+    private LitValue[] _values = new LitValue[4];
+
+    public int Count { get; private set; }
+
+    private int IndexOf(string name)
+    {
+        for (int i = 0; i < Count; i++)
+        {
+            if (string.Equals(_names[i], name, StringComparison.Ordinal))
+            {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    public bool TryGetValue(string name, out LitValue value)
+    {
+        int i = IndexOf(name);
+        value = i >= 0 ? _values[i] : LitValue.None;
+        return i >= 0;
+    }
+
+    /// <summary>Sets a register, adding it if it has no value yet.</summary>
+    public LitValue this[string name]
+    {
+        set
+        {
+            if (IndexOf(name) is var i and >= 0)
+            {
+                _values[i] = value;
+            }
+            else
+            {
+                Add(name, value);
+            }
+        }
+    }
+
+    /// <summary>Adds the register unless it already has a value; whether it was added.</summary>
+    public bool TryAdd(string name, LitValue value)
+    {
+        if (IndexOf(name) >= 0)
+        {
+            return false;
+        }
+        Add(name, value);
+        return true;
+    }
+
+    private void Add(string name, LitValue value)
+    {
+        if (Count == _names.Length)
+        {
+            Array.Resize(ref _names, Count * 2);
+            Array.Resize(ref _values, Count * 2);
+        }
+        _names[Count] = name;
+        _values[Count++] = value;
+    }
+
+    public IEnumerator<KeyValuePair<string, LitValue>> GetEnumerator()
+    {
+        for (int i = 0; i < Count; i++)
+        {
+            yield return new(_names[i], _values[i]);
+        }
+    }
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+}
+
 /// <summary>Register scopes: a thread's own registers, then its process's (init block); a forked
 /// child's process scope is a copy of what the forking thread saw at the fork.</summary>
 public sealed class Env(Env? parent)
 {
-    public readonly Dictionary<string, LitValue> Vars = new(StringComparer.Ordinal);
+    public readonly Registers Vars = new();
     public readonly Env? Parent = parent;
 
     public bool TryLookup(string name, out LitValue v)
@@ -140,9 +220,7 @@ public sealed class ScenarioRuntime
     {
         foreach (var d in Scenario.Devices)
         {
-            var kind = DeviceTable.Find(d.Kind)!;
-            var args = d.Args.ToDictionary(a => a.Key, a => ((BoundConst)a.Value).Value, StringComparer.Ordinal);
-            Devices[d.Name] = kind.Create(K, d.Name, args);
+            Devices[d.Name] = DeviceTable.Find(d.Kind)!.Create(K, d.Name, d.Values);
         }
         foreach (var p in Scenario.Processes.Where(p => !p.Forked))
         {
@@ -294,7 +372,7 @@ public sealed class ScenarioRuntime
             case BoundBinary b:
                 return Evaluator.Binary(b.Operator, Number(Pure(b.Left, env), b.Left), Number(Pure(b.Right, env), b.Right));
             case BoundDeviceMember m:
-                return DeviceTable.Find(Scenario.Devices.First(d => d.Name == m.Device).Kind)!.Member(Devices[m.Device], m.Member);
+                return m.Kind.Member(Devices[m.Device], m.Member);
             default:
                 throw new ScenarioError("a call cannot be nested in an expression", e.Span);
         }

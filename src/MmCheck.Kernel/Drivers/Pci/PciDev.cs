@@ -55,6 +55,7 @@ public sealed class PciDev
         K = k;
         Bus = bus;
         Devfn = devfn;
+        Name = $"0000:{Bus:x2}:{Slot:x2}.{Func:x}";
     }
 
     public int Slot => Devfn >> 3;
@@ -62,7 +63,7 @@ public sealed class PciDev
     public int Func => Devfn & 7;
 
     /// <summary>pci_name(): "0000:00:01.0".</summary>
-    public string Name => $"0000:{Bus:x2}:{Slot:x2}.{Func:x}";
+    public string Name { get; }
 
     /// <summary>pci_resource_start().</summary>
     /// <remarks>Context: any; BAR addresses are fixed after enumeration.</remarks>

@@ -37,7 +37,8 @@ public sealed partial class Kernel
                 continue;
             }
             int bar = i;
-            var inode = new Inode(this, NextIno(), PciSysfsResourceKind, PciSysfsResourcePath(dev, i))
+            string path = PciSysfsResourcePath(dev, i);
+            var inode = new Inode(this, NextIno(), PciSysfsResourceKind, path)
             {
                 IPrivate = (dev, bar),
                 ISize = (long)dev.ResourceLen(i),
@@ -45,7 +46,7 @@ public sealed partial class Kernel
             inode.IMapping.CanWriteback = false;
             RegisterDeviceNode(new DeviceNode
             {
-                Path = PciSysfsResourcePath(dev, i),
+                Path = path,
                 Inode = inode,
                 Fops = PciSysfsResourceFops,
                 Open = KernfsFopOpen,

@@ -56,11 +56,12 @@ public sealed partial class Kernel
     [KernelSymbol("pci_proc_attach_device", "drivers/pci/proc.c")]
     private void PciProcAttachDevice(PciDev dev)
     {
-        var inode = new Inode(this, NextIno(), ProcBusPciKind, ProcBusPciPath(dev)) { IPrivate = dev, ISize = 256 };
+        string path = ProcBusPciPath(dev);
+        var inode = new Inode(this, NextIno(), ProcBusPciKind, path) { IPrivate = dev, ISize = 256 };
         inode.IMapping.CanWriteback = false;
         RegisterDeviceNode(new DeviceNode
         {
-            Path = ProcBusPciPath(dev),
+            Path = path,
             Inode = inode,
             Fops = ProcBusPciFops,
             Ops = new DeviceFileOperations { UnlockedIoctl = ProcBusPciIoctl },
