@@ -237,7 +237,7 @@ public sealed class ExplorerScheduler : Scheduler
         }
         var slot = _slots[TaskCount] ??= new TaskSlot();
         slot.Reset(TaskCount, task, name, body, _inStep ? Log.Count - 1 : -1);
-        slot.Continuation = () => _ = RunTask(slot);
+        slot.Continuation = slot.Start ??= () => _ = RunTask(slot);
         task.SchedState = TaskSchedState.New;
         task.SchedData = slot;
         task.WaitChannel = null;

@@ -11,6 +11,8 @@ internal sealed class TaskSlot
     public Func<ValueTask>? Body;
     /// <summary>What resumes the task; null while it runs or once it has ended.</summary>
     public Action? Continuation;
+    /// <summary>Starts the slot's task: made once, as the slot and its scheduler outlive executions.</summary>
+    public Action? Start;
     public bool Finished;
     /// <summary>The scheduling point it waits at: what its next step starts with.</summary>
     public SchedPointKind Kind;
