@@ -49,6 +49,28 @@ public class DeterminismTests
         Assert.Equal(0, recorder.Posts);
     }
 
+    private static readonly AsyncLocal<string> s_callersLocal = new();
+
+    [Fact]
+    public void NoExecutionContextFlowsIntoTheModel()
+    {
+        // Without one, resuming a suspended kernel frame is a plain call (no context switch per level).
+        s_callersLocal.Value = "the caller's";
+        var seen = new List<(bool Suppressed, string? Local)>();
+        var inner = Scenarios.FaultVsZap(revalidate: false);
+        var t = new LambdaTarget("probe", (s, g) =>
+        {
+            lock (seen)
+            {
+                seen.Add((ExecutionContext.IsFlowSuppressed(), s_callersLocal.Value));
+            }
+            return inner.Prepare(s, g);
+        });
+        Explorer.Explore(t, new ExplorationOptions { Strategy = Strategy.Dfs, Workers = 2, MaxSchedules = 20 });
+        Assert.NotEmpty(seen);
+        Assert.All(seen, x => Assert.Equal((true, (string?)null), x));
+    }
+
     [Theory]
     [MemberData(nameof(Targets))]
     public void DfsGivesTheSameResultTwiceAndOnAnyNumberOfWorkers(string name)
