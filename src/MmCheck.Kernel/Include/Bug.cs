@@ -160,6 +160,23 @@ public sealed partial class Kernel
     public bool VmWarnOnOnce(bool condition, string what, [CallerMemberName] string fn = "") =>
         WarnOn(condition, what, fn);
 
+    /// <summary>The kernel log's KERN_WARNING lines (<see cref="PrWarn"/>), oldest first.</summary>
+    public IReadOnlyList<string> Dmesg => _dmesg ?? (IReadOnlyList<string>)[];
+
+    private List<string>? _dmesg;
+
+    /// <summary>pr_warn(): a line in the kernel log, not a finding (WARN_ON's backtrace and taint are
+    /// what make a warning a finding). Kept in <see cref="Dmesg"/> and shown in traces.</summary>
+    [KernelSymbol("pr_warn", "include/linux/printk.h")]
+    public void PrWarn(string message)
+    {
+        (_dmesg ??= []).Add(message);
+        if (Sched.RecordsEffects)
+        {
+            Sched.OnEffect(new NoteEffect("pr_warn: " + message));
+        }
+    }
+
     /// <summary>Reports a violated invariant that is not a BUG or a WARN (refcount, rmap, …).</summary>
     public void Violation(string invariant, string what, [CallerMemberName] string fn = "") =>
         Sched.OnFinding(new Finding(invariant, what, Current?.Pid ?? 0, fn));

@@ -127,7 +127,8 @@ public sealed partial class Kernel
     public ValueTask<Resource?> RequestMemRegionExclusive(ulong start, ulong n, string name) =>
         __RequestRegion(Iomem, start, n, name, Resource.IORESOURCE_EXCLUSIVE);
 
-    /// <summary>__release_region(): drops the BUSY region exactly matching [start, start+n).</summary>
+    /// <summary>__release_region(): drops the BUSY region exactly matching [start, start+n); none
+    /// matching is only a pr_warn() in the log, as in kernel/resource.c:__release_region().</summary>
     /// <remarks>Context: takes resource_lock for write.</remarks>
     [KernelSymbol("__release_region", "kernel/resource.c")]
     public async ValueTask<bool> __ReleaseRegion(Resource parent, ulong start, ulong n)
@@ -139,7 +140,7 @@ public sealed partial class Kernel
         await ResourceLock.UpWrite();
         if (!found)
         {
-            WarnOn(true, $"Trying to free nonexistent resource <{start:x16}-{end:x16}>");
+            PrWarn($"Trying to free nonexistent resource <{start:x16}-{end:x16}>");
         }
         return found;
     }
