@@ -79,6 +79,7 @@ public ref struct BugMessage
 public sealed partial class Kernel
 {
     /// <summary>BUG_ON(): reports the finding and stops the current task.</summary>
+    /// <remarks>Context: any. On a hit the task dies where it stands, keeping its locks (make_task_dead()).</remarks>
     [KernelSymbol("BUG_ON", "include/asm-generic/bug.h")]
     public void BugOn([DoesNotReturnIf(true)] bool condition, string what, [CallerMemberName] string fn = "")
     {
@@ -136,11 +137,13 @@ public sealed partial class Kernel
     }
 
     /// <summary>VM_BUG_ON(): as BUG_ON (the model runs with CONFIG_DEBUG_VM).</summary>
+    /// <remarks>Context: as BUG_ON().</remarks>
     [KernelSymbol("VM_BUG_ON", "include/linux/mmdebug.h")]
     public void VmBugOn([DoesNotReturnIf(true)] bool condition, string what, [CallerMemberName] string fn = "") =>
         BugOn(condition, what, fn);
 
     /// <summary>WARN_ON(): reports the finding; the kernel carries on.</summary>
+    /// <remarks>Context: any; the caller carries on.</remarks>
     [KernelSymbol("WARN_ON", "include/asm-generic/bug.h")]
     public bool WarnOn(bool condition, string what, [CallerMemberName] string fn = "")
     {
@@ -152,6 +155,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>WARN_ON_ONCE(): as WARN_ON; the explorer reports each finding once anyway.</summary>
+    /// <remarks>Context: as WARN_ON().</remarks>
     [KernelSymbol("WARN_ON_ONCE", "include/asm-generic/bug.h")]
     public bool WarnOnOnce(bool condition, string what, [CallerMemberName] string fn = "") =>
         WarnOn(condition, what, fn);
@@ -167,6 +171,7 @@ public sealed partial class Kernel
 
     /// <summary>pr_warn(): a line in the kernel log, not a finding (WARN_ON's backtrace and taint are
     /// what make a warning a finding). Kept in <see cref="Dmesg"/> and shown in traces.</summary>
+    /// <remarks>Context: any; does not sleep.</remarks>
     [KernelSymbol("pr_warn", "include/linux/printk.h")]
     public void PrWarn(string message)
     {

@@ -224,16 +224,19 @@ public sealed class VmOperationsStruct
 public static class MmFlags
 {
     /// <summary>is_cow_mapping(): private and possibly writable.</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("is_cow_mapping", "include/linux/mm.h")]
     public static bool IsCowMapping(VmFlags flags) =>
         (flags & (VmFlags.VM_SHARED | VmFlags.VM_MAYWRITE)) == VmFlags.VM_MAYWRITE;
 
     /// <summary>is_shared_maywrite().</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("is_shared_maywrite", "include/linux/mm.h")]
     public static bool IsSharedMaywrite(VmFlags flags) =>
         (flags & (VmFlags.VM_SHARED | VmFlags.VM_MAYWRITE)) == (VmFlags.VM_SHARED | VmFlags.VM_MAYWRITE);
 
     /// <summary>vm_get_page_prot(): protection_map[] indexed by the access and shared bits.</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("vm_get_page_prot", "arch/x86/mm/pgprot.c")]
     public static PgProt VmGetPageProt(VmFlags flags) =>
         new(X86Pte.ProtectionMap[(int)((ulong)flags & (ulong)(VmFlags.VM_READ | VmFlags.VM_WRITE | VmFlags.VM_EXEC | VmFlags.VM_SHARED))]);
@@ -251,6 +254,7 @@ public static class MmFlags
     ];
 
     /// <summary>The two-letter mnemonics of /proc/pid/smaps "VmFlags:" (fs/proc/task_mmu.c:show_smap_vma_flags()).</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("show_smap_vma_flags", "fs/proc/task_mmu.c")]
     public static string Format(VmFlags flags)
     {

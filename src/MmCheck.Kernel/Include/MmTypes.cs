@@ -134,6 +134,7 @@ public sealed class VmAreaStruct
     public bool IsAnonymous => VmOps is null;
 
     /// <summary>vma_is_accessible().</summary>
+    /// <remarks>Context: the VMA stable (mmap_lock or its VMA lock held); reads vm_flags only.</remarks>
     [KernelSymbol("vma_is_accessible", "include/linux/mm.h")]
     public bool IsAccessible => (VmFlags & VmFlags.VM_ACCESS_FLAGS) != 0;
 

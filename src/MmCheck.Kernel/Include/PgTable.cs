@@ -98,6 +98,11 @@ public readonly record struct PtPtr(PageTable Table, int Index)
 /// include/linux/pgtable.h and arch/x86/include/asm/pgtable.h: the pure helpers on entry values.
 /// Helpers that depend on folding live on <see cref="Kernel"/>.
 /// </summary>
+/// <remarks>
+/// Context: any; every helper here works on entry or protection values only, never on a live table: no
+/// locks, never sleeps. Reading or writing a live entry (ptep_get(), set_pte_at(), ptep_get_and_clear(),
+/// pmdp_get_lockless(), …) is done by the <see cref="Kernel"/> accessors, each with its own Context.
+/// </remarks>
 public static class PgTable
 {
     public const ulong PAGE_SIZE = 4096;

@@ -18,6 +18,10 @@ public readonly record struct SwpEntry(uint Type, ulong Offset)
 }
 
 /// <summary>include/linux/swap.h and swapops.h, with the x86-64 arch encoding of pgtable_64.h.</summary>
+/// <remarks>
+/// Context: any; every helper here converts or tests entry values only (a pte_t or a swp_entry_t), never a
+/// live table: no locks, never sleeps. The caller reads the entry itself, under the PTL or locklessly.
+/// </remarks>
 public static class SwapOps
 {
     public const int MAX_SWAPFILES_SHIFT = 5;

@@ -50,6 +50,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>mmdrop(): the last mm_count reference frees the mm.</summary>
+    /// <remarks>Context: any; does not sleep. The last reference frees the mm (__mmdrop()).</remarks>
     [KernelSymbol("mmdrop", "include/linux/sched/mm.h")]
     private void Mmdrop(MmStruct mm)
     {
@@ -62,6 +63,8 @@ public sealed partial class Kernel
 
     /// <summary>__mmdrop(): the PGD goes (pgd_free() leaves pgd_list), then check_mm() looks at
     /// what is left before the mm is freed.</summary>
+    /// <remarks>Context: the last mm_count reference is gone (no task uses the mm; exit_mmap() is done). The kernel
+    /// takes pgd_lock to leave pgd_list; the model does not.</remarks>
     [KernelSymbol("__mmdrop", "kernel/fork.c")]
     private void __Mmdrop(MmStruct mm)
     {
@@ -82,6 +85,7 @@ public sealed partial class Kernel
     /// here a <see cref="Invariants.BadRssCounter"/> finding. The pgtables_bytes check is not
     /// modelled (the model does not count page-table bytes).
     /// </summary>
+    /// <remarks>Context: __mmdrop(): the mm has no users; no locks.</remarks>
     [KernelSymbol("check_mm", "kernel/fork.c")]
     private void CheckMm(MmStruct mm)
     {
@@ -99,6 +103,8 @@ public sealed partial class Kernel
     }
 
     /// <summary>exit_files(): every descriptor is closed.</summary>
+    /// <remarks>Context: do_exit(): process context, no locks held; the last fput()s are deferred to task work. The
+    /// kernel clears tsk-&gt;files under task_lock(); the model takes no lock.</remarks>
     [KernelSymbol("exit_files", "kernel/exit.c")]
     private void ExitFiles(TaskStruct t)
     {

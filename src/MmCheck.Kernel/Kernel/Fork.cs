@@ -145,6 +145,7 @@ public sealed partial class Kernel
     /// vma_pfnmap_track_ctx_dup() (vm_area_dup(), v6.16+): the copy shares the original's
     /// pfnmap_track_ctx, taking a reference.
     /// </summary>
+    /// <remarks>Context: vm_area_dup() at fork: the parent's mmap_lock write-held; the kref is atomic.</remarks>
     [KernelSymbol("vma_pfnmap_track_ctx_dup", "mm/vma_init.c")]
     private static void VmaPfnmapTrackCtxDup(VmAreaStruct orig, VmAreaStruct n)
     {

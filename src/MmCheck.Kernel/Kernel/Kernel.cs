@@ -131,6 +131,7 @@ public sealed partial class Kernel
     internal ulong NextIno() => _nextIno++;
 
     /// <summary>count_vm_event().</summary>
+    /// <remarks>Context: any; a per-CPU counter, no lock; does not sleep.</remarks>
     [KernelSymbol("count_vm_event", "include/linux/vmstat.h")]
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void CountVmEvent(VmEventItem item, long n = 1) => _vmEvents[(int)item] += n;

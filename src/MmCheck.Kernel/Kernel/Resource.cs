@@ -47,6 +47,7 @@ public sealed partial class Kernel
     public Func<Resource, ValueTask>? RevokeIomemHook;
 
     /// <summary>__request_resource(): inserts <paramref name="n"/> under <paramref name="root"/>, or returns the conflict.</summary>
+    /// <remarks>Context: resource_lock write-held (by __request_region()).</remarks>
     [KernelSymbol("__request_resource", "kernel/resource.c")]
     private static Resource? __RequestResource(Resource root, Resource n)
     {

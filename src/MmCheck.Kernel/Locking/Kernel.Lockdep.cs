@@ -78,6 +78,8 @@ public sealed partial class Kernel
 
     /// <summary>might_sleep(): sleeping with a spinlock held is "BUG: sleeping function called from
     /// invalid context".</summary>
+    /// <remarks>Context: called by functions that may sleep; a finding if the caller is atomic (a spinlock
+    /// held).</remarks>
     [KernelSymbol("might_sleep", "include/linux/kernel.h")]
     public void MightSleep([CallerMemberName] string fn = "")
     {

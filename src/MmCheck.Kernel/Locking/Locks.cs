@@ -629,6 +629,7 @@ public sealed class WaitQueueHead(Kernel k)
         return _k.Sched.Sleep(this, fn);
     }
 
+    /// <remarks>Context: any; does not sleep (the kernel takes the queue's own spinlock).</remarks>
     [KernelSymbol("wake_up_all", "include/linux/wait.h")]
     public void WakeUpAll()
     {

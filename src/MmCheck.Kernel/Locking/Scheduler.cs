@@ -101,6 +101,8 @@ public abstract class Scheduler
     /// whatever it holds; its suspended callers never resume. The scheduler goes on as if the task
     /// had finished. False outside a task (the exception then unwinds as usual).
     /// </summary>
+    /// <remarks>Context: the current task after BUG() or an oops, in whatever context it was; never returns to its
+    /// callers and keeps every lock it holds.</remarks>
     [KernelSymbol("make_task_dead", "kernel/exit.c")]
     protected internal abstract bool MakeTaskDead();
 

@@ -5,6 +5,8 @@ namespace Linux;
 public sealed partial class Kernel
 {
     /// <summary>vma_is_special_huge(): a DAX or PFN-map VMA, whose huge leaves have no folio.</summary>
+    /// <remarks>Context: the VMA stable (mmap_lock, its VMA lock or an rmap lock held); reads its flags and file
+    /// only.</remarks>
     [KernelSymbol("vma_is_special_huge", "include/linux/huge_mm.h")]
     public static bool VmaIsSpecialHuge(VmAreaStruct vma) =>
         vma.VmFile is not null && (vma.VmFlags & (VmFlags.VM_PFNMAP | VmFlags.VM_MIXEDMAP)) != 0;

@@ -10,6 +10,7 @@ public sealed partial class Kernel
     /// vma_needs_copy(): page tables are copied only where a fault could not rebuild them: PFN
     /// maps, and VMAs with anonymous pages.
     /// </summary>
+    /// <remarks>Context: fork: both mmap locks write-held; reads only the two VMAs.</remarks>
     [KernelSymbol("vma_needs_copy", "mm/memory.c")]
     private static bool VmaNeedsCopy(VmAreaStruct dst, VmAreaStruct src) =>
         (dst.VmFlags & VmFlags.VM_UFFD_WP) != 0 ||
@@ -311,6 +312,8 @@ public sealed partial class Kernel
     /// (losing PageAnonExclusive) unless it may be pinned, in which case the child gets a copy;
     /// a file page gains a mapping.
     /// </summary>
+    /// <remarks>Context: fork: both PTLs held (the source one nested) and both mmap locks write-held; does not
+    /// sleep.</remarks>
     [KernelSymbol("copy_present_ptes", "mm/memory.c")]
     private int CopyPresentPte(VmAreaStruct dstVma, VmAreaStruct srcVma, PtPtr dstPte, PtPtr srcPte, Pte pte, ulong addr,
         long[] rss, ref Folio? prealloc)
@@ -345,6 +348,7 @@ public sealed partial class Kernel
     /// write-protected now, its TLB flushed when dup_mmap() finishes); the child's entry is old,
     /// and clean in a shared mapping.
     /// </summary>
+    /// <remarks>Context: as copy_present_ptes().</remarks>
     [KernelSymbol("__copy_present_ptes", "mm/memory.c")]
     private void __CopyPresentPtes(VmAreaStruct dstVma, VmAreaStruct srcVma, PtPtr dstPte, PtPtr srcPte, Pte pte, ulong addr)
     {
@@ -369,6 +373,7 @@ public sealed partial class Kernel
     /// copy_present_page(): the child gets its own copy of a page the parent may have pinned, so the
     /// pin keeps referring to the parent's page. -EAGAIN if no folio was preallocated.
     /// </summary>
+    /// <remarks>Context: as copy_present_ptes(); the new folio was allocated beforehand, outside the locks.</remarks>
     [KernelSymbol("copy_present_page", "mm/memory.c")]
     private int CopyPresentPage(VmAreaStruct dstVma, VmAreaStruct srcVma, PtPtr dstPte, PtPtr srcPte, ulong addr,
         long[] rss, ref Folio? prealloc, Page page)

@@ -58,6 +58,8 @@ public sealed partial class Kernel
     }
 
     /// <summary>mm_account_fault(): major/minor fault counts; retries are not counted.</summary>
+    /// <remarks>Context: the end of handle_mm_fault(), possibly after the fault dropped the mmap_lock or the VMA
+    /// lock; touches only the event counters.</remarks>
     [KernelSymbol("mm_account_fault", "mm/memory.c")]
     private void MmAccountFault(FaultFlag flags, VmFault ret)
     {
@@ -70,6 +72,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>sanitize_fault_flags(): write faults need VM_MAYWRITE; FOLL_FORCE only on COW mappings.</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock held (vm_flags stable).</remarks>
     [KernelSymbol("sanitize_fault_flags", "mm/memory.c")]
     private VmFault SanitizeFaultFlags(VmAreaStruct vma, ref FaultFlag flags)
     {
@@ -109,6 +112,7 @@ public sealed partial class Kernel
     /// machine runs THP in "madvise" mode and the model keeps anon folios order-0); VMAs
     /// whose driver has ->huge_fault get huge leaves when the range is suitably aligned.
     /// </summary>
+    /// <remarks>Context: mmap_lock or VMA read lock held.</remarks>
     [KernelSymbol("thp_vma_allowable_order", "include/linux/huge_mm.h")]
     private bool ThpVmaAllowableOrder(VmAreaStruct vma, ulong address, int shift)
     {
@@ -120,6 +124,8 @@ public sealed partial class Kernel
     }
 
     /// <summary>thp_vma_suitable_order(): the huge page fits in the VMA and its file offset is aligned.</summary>
+    /// <remarks>Context: the VMA stable (mmap_lock or VMA read lock held); reads only its bounds and
+    /// offset.</remarks>
     [KernelSymbol("thp_vma_suitable_order", "include/linux/huge_mm.h")]
     public static bool ThpVmaSuitableOrder(VmAreaStruct vma, ulong address, int shift)
     {
@@ -375,6 +381,7 @@ public sealed partial class Kernel
         vmf.Vma.IsAnonymous ? DoAnonymousPage(vmf) : DoFault(vmf);
 
     /// <summary>vmf_pte_changed(): did the PTE change since the fault read it?</summary>
+    /// <remarks>Context: the PTL of vmf-&gt;pte held.</remarks>
     [KernelSymbol("vmf_pte_changed", "mm/memory.c")]
     private bool VmfPteChanged(VmFaultInfo vmf)
     {
@@ -570,6 +577,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>should_fault_around().</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock held.</remarks>
     [KernelSymbol("should_fault_around", "mm/memory.c")]
     private bool ShouldFaultAround(VmFaultInfo vmf) =>
         vmf.Vma.VmOps?.MapPages is not null && (Config.FaultAroundBytes >> PAGE_SHIFT) > 1;
@@ -806,6 +814,8 @@ public sealed partial class Kernel
     }
 
     /// <summary>set_pte_range(): PTEs for consecutive pages of a folio, with their rmap.</summary>
+    /// <remarks>Context: the PTL held; the folio locked, or new and not yet visible (a COW copy). Does not
+    /// sleep.</remarks>
     [KernelSymbol("set_pte_range", "mm/memory.c")]
     public void SetPteRange(VmFaultInfo vmf, Folio folio, Page page, int nr, ulong addr)
     {
@@ -1339,6 +1349,7 @@ public sealed partial class Kernel
     /// can_change_pte_writable(): may a PTE be made writable without a write fault? Private: only
     /// exclusive anon pages; shared: only without write-notify (no dirty tracking wanted).
     /// </summary>
+    /// <remarks>Context: the PTL held (change_pte_range(), restore_exclusive_pte()); does not sleep.</remarks>
     [KernelSymbol("can_change_pte_writable", "mm/mprotect.c")]
     public bool CanChangePteWritable(VmAreaStruct vma, ulong addr, Pte pte)
     {

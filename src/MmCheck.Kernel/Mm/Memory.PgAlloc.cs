@@ -44,6 +44,8 @@ public sealed partial class Kernel
         TryNewPageTable(mm, level) ?? throw new InvalidOperationException("model defect: no RAM for a page table at boot");
 
     /// <summary>pagetable_free(): the table page goes back to the allocator.</summary>
+    /// <remarks>Context: any; does not sleep. The table is unhooked from its parent (or was never installed), so no
+    /// walker can reach it.</remarks>
     [KernelSymbol("pagetable_free", "include/linux/mm.h")]
     internal void FreePageTable(PageTable t, [CallerMemberName] string fn = "")
     {
@@ -85,6 +87,8 @@ public sealed partial class Kernel
     }
 
     /// <summary>pgd_alloc() → pgd_ctor(): copies the kernel half of init_mm's PGD and joins pgd_list.</summary>
+    /// <remarks>Context: pgd_alloc() for a new mm. The kernel holds pgd_lock around it; the model takes no lock
+    /// (nothing here yields).</remarks>
     [KernelSymbol("pgd_ctor", "arch/x86/mm/pgtable.c")]
     private void PgdCtor(MmStruct mm)
     {
@@ -106,33 +110,43 @@ public sealed partial class Kernel
 
     // ---- offsets (one per level, folded levels return their parent's slot) ----
 
+    /// <remarks>Context: any; the PGD lives as long as the mm.</remarks>
     [KernelSymbol("pgd_offset", "include/linux/pgtable.h")]
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public PtPtr PgdOffset(MmStruct mm, ulong addr) => new(mm.Pgd, Paging.PgdIndex(addr));
 
+    /// <remarks>Context: any; init_mm's PGD is never freed.</remarks>
     [KernelSymbol("pgd_offset_k", "include/linux/pgtable.h")]
     public PtPtr PgdOffsetK(ulong addr) => PgdOffset(InitMm, addr);
 
+    /// <remarks>Context: the tables on the path kept alive (mmap_lock, the VMA lock or an rmap lock held, or the
+    /// lockless GUP-fast walk); reads the parent entry without a lock.</remarks>
     [KernelSymbol("p4d_offset", "arch/x86/include/asm/pgtable.h")]
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public PtPtr P4dOffset(PtPtr pgd, ulong addr) =>
         Paging.P4dFolded ? pgd : new(TableOf(pgd.Table.Entries[pgd.Index]), Paging.P4dIndex(addr));
 
+    /// <remarks>Context: as p4d_offset().</remarks>
     [KernelSymbol("pud_offset", "arch/x86/include/asm/pgtable.h")]
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public PtPtr PudOffset(PtPtr p4d, ulong addr) =>
         Paging.PudFolded ? p4d : new(TableOf(p4d.Table.Entries[p4d.Index]), Paging.PudIndex(addr));
 
+    /// <remarks>Context: as p4d_offset().</remarks>
     [KernelSymbol("pmd_offset", "arch/x86/include/asm/pgtable.h")]
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public PtPtr PmdOffset(PtPtr pud, ulong addr) =>
         Paging.PmdFolded ? pud : new(TableOf(pud.Table.Entries[pud.Index]), Paging.PmdIndex(addr));
 
     /// <summary>pte_offset_kernel(): the PTE slot under a PMD known to point to a table.</summary>
+    /// <remarks>Context: the PMD points to a PTE table that cannot go away (kernel tables, or the caller's lock);
+    /// takes nothing.</remarks>
     [KernelSymbol("pte_offset_kernel", "include/linux/pgtable.h")]
     public PtPtr PteOffsetKernel(PtPtr pmd, ulong addr) => new(TableOf(pmd.Table.Entries[pmd.Index]), Paging.PteIndex(addr));
 
     /// <summary>__pte_offset_map(): null unless the PMD points to a PTE table.</summary>
+    /// <remarks>Context: the PMD's table kept alive (mmap_lock, the VMA lock or an rmap lock held); no PTL taken. The
+    /// kernel enters an RCU read-side section here that pte_unmap() leaves; the model has no RCU.</remarks>
     [KernelSymbol("__pte_offset_map", "mm/pgtable-generic.c")]
     public PtPtr? PteOffsetMap(PtPtr pmd, ulong addr)
     {
@@ -146,16 +160,19 @@ public sealed partial class Kernel
 
     // ---- the folded predicates: a level above a folded one is never none ----
 
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("pgd_none", "include/asm-generic/pgtable-nop4d.h")]
     public bool PgdNone(Pgd pgd) => !Paging.P4dFolded && PgTable.PgdNoneValue(pgd);
 
     public bool PgdPresent(Pgd pgd) => Paging.P4dFolded || (pgd.Val & X86Pte._PAGE_PRESENT) != 0;
 
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("p4d_none", "include/asm-generic/pgtable-nopud.h")]
     public bool P4dNone(P4d p4d) => !Paging.PudFolded && PgTable.P4dNone(p4d);
 
     public bool P4dPresent(P4d p4d) => Paging.PudFolded || (p4d.Val & X86Pte._PAGE_PRESENT) != 0;
 
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("pud_none", "include/asm-generic/pgtable-nopmd.h")]
     public bool PudNone(Pud pud) => !Paging.PmdFolded && PgTable.PudNone(pud);
 
@@ -163,6 +180,7 @@ public sealed partial class Kernel
 
     public bool PudLeaf(Pud pud) => !Paging.PmdFolded && PgTable.PudLeaf(pud);
 
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("pmd_none", "arch/x86/include/asm/pgtable.h")]
     public bool PmdNone(Pmd pmd) => PgTable.PmdNone(pmd);
 
@@ -175,19 +193,28 @@ public sealed partial class Kernel
         return p.Table.Entries[p.Index];
     }
 
+    /// <remarks>Context: the PTL held for a stable value; otherwise a snapshot the caller revalidates under the PTL
+    /// (see ptep_get_lockless()).</remarks>
     [KernelSymbol("ptep_get", "include/linux/pgtable.h")]
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Pte PtepGet(PtPtr p) => new(ReadEntry(p));
 
+    /// <remarks>Context: the PMD lock held for a stable value; otherwise a snapshot the caller rechecks (as
+    /// pte_offset_map_lock() does).</remarks>
     [KernelSymbol("pmdp_get", "include/linux/pgtable.h")]
     public Pmd PmdpGet(PtPtr p) => new(ReadEntry(p));
 
+    /// <remarks>Context: the PUD lock (mm-&gt;page_table_lock) held for a stable value; otherwise a snapshot the
+    /// caller rechecks.</remarks>
     [KernelSymbol("pudp_get", "include/linux/pgtable.h")]
     public Pud PudpGet(PtPtr p) => new(ReadEntry(p));
 
+    /// <remarks>Context: a snapshot, the tables kept alive by the caller's lock; a none value is rechecked under
+    /// mm-&gt;page_table_lock before a table is installed there.</remarks>
     [KernelSymbol("p4dp_get", "include/linux/pgtable.h")]
     public P4d P4dpGet(PtPtr p) => new(ReadEntry(p));
 
+    /// <remarks>Context: as p4dp_get().</remarks>
     [KernelSymbol("pgdp_get", "include/linux/pgtable.h")]
     public Pgd PgdpGet(PtPtr p) => new(ReadEntry(p));
 
@@ -258,10 +285,12 @@ public sealed partial class Kernel
     }
 
     /// <summary>set_pte_at().</summary>
+    /// <remarks>Context: the PTL held; does not sleep.</remarks>
     [KernelSymbol("set_pte_at", "include/linux/pgtable.h")]
     public void SetPteAt(MmStruct mm, ulong addr, PtPtr ptep, Pte pte) => WriteEntry(ptep, pte.Val, addr);
 
     /// <summary>set_ptes(): consecutive PTEs for consecutive PFNs.</summary>
+    /// <remarks>Context: the PTL held; does not sleep.</remarks>
     [KernelSymbol("set_ptes", "include/linux/pgtable.h")]
     public void SetPtes(MmStruct mm, ulong addr, PtPtr ptep, Pte pte, int nr)
     {
@@ -273,10 +302,12 @@ public sealed partial class Kernel
     }
 
     /// <summary>pte_clear().</summary>
+    /// <remarks>Context: the PTL held; does not sleep.</remarks>
     [KernelSymbol("pte_clear", "include/linux/pgtable.h")]
     public void PteClear(MmStruct mm, ulong addr, PtPtr ptep) => WriteEntry(ptep, 0, addr);
 
     /// <summary>ptep_get_and_clear(): atomic xchg with 0 (racing hardware A/D updates).</summary>
+    /// <remarks>Context: the PTL held; atomic against the CPU's A/D updates. Does not sleep.</remarks>
     [KernelSymbol("ptep_get_and_clear", "arch/x86/include/asm/pgtable.h")]
     public Pte PtepGetAndClear(MmStruct mm, ulong addr, PtPtr ptep)
     {
@@ -286,6 +317,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>ptep_set_wrprotect(): clears RW atomically.</summary>
+    /// <remarks>Context: the PTL held (fork: the source PTL); does not sleep.</remarks>
     [KernelSymbol("ptep_set_wrprotect", "arch/x86/include/asm/pgtable.h")]
     public void PtepSetWrprotect(MmStruct mm, ulong addr, PtPtr ptep)
     {
@@ -295,6 +327,7 @@ public sealed partial class Kernel
 
     /// <summary>ptep_set_access_flags() on x86: writes the entry only for a write (dirty) fault;
     /// x86 needs no flush, a CPU re-walks on a spurious fault.</summary>
+    /// <remarks>Context: the PTL held; does not sleep.</remarks>
     [KernelSymbol("ptep_set_access_flags", "arch/x86/mm/pgtable.c")]
     public bool PtepSetAccessFlags(VmAreaStruct vma, ulong addr, PtPtr ptep, Pte entry, bool dirty)
     {
@@ -307,6 +340,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>ptep_clear_flush(): clears the PTE and flushes the TLB if the old entry could be cached.</summary>
+    /// <remarks>Context: the PTL held; the TLB flush runs under it (IPIs, no sleeping).</remarks>
     [KernelSymbol("ptep_clear_flush", "mm/pgtable-generic.c")]
     public Pte PtepClearFlush(VmAreaStruct vma, ulong addr, PtPtr ptep)
     {
@@ -320,19 +354,25 @@ public sealed partial class Kernel
 
     /// <summary>pte_accessible(): present and not PROT_NONE (x86 ignores the pending-flush case
     /// because it has no lazy TLB batching across mm here).</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("pte_accessible", "arch/x86/include/asm/pgtable.h")]
     public static bool PteAccessible(MmStruct mm, Pte pte) => (pte.Val & X86Pte._PAGE_PRESENT) != 0;
 
+    /// <remarks>Context: the PMD lock (pmd_lock()) held; does not sleep.</remarks>
     [KernelSymbol("set_pmd_at", "arch/x86/include/asm/pgtable.h")]
     public void SetPmdAt(MmStruct mm, ulong addr, PtPtr pmdp, Pmd pmd) => WriteEntry(pmdp, pmd.Val, addr);
 
+    /// <remarks>Context: the PUD lock (mm-&gt;page_table_lock) held; does not sleep.</remarks>
     [KernelSymbol("set_pud_at", "arch/x86/include/asm/pgtable.h")]
     public void SetPudAt(MmStruct mm, ulong addr, PtPtr pudp, Pud pud) => WriteEntry(pudp, pud.Val, addr);
 
+    /// <remarks>Context: the PMD lock held (move_normal_pmd()); or, freeing tables (free_pte_range()), no lock,
+    /// because the VMAs are detached and unlinked from rmap so no walker can reach the entry.</remarks>
     [KernelSymbol("pmd_clear", "arch/x86/include/asm/pgtable.h")]
     public void PmdClear(PtPtr pmdp, ulong addr) => WriteEntry(pmdp, 0, addr);
 
     /// <summary>pmdp_huge_get_and_clear().</summary>
+    /// <remarks>Context: the PMD lock held; does not sleep.</remarks>
     [KernelSymbol("pmdp_huge_get_and_clear", "arch/x86/include/asm/pgtable.h")]
     public Pmd PmdpHugeGetAndClear(MmStruct mm, ulong addr, PtPtr pmdp)
     {
@@ -342,6 +382,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>pudp_huge_get_and_clear().</summary>
+    /// <remarks>Context: the PUD lock (mm-&gt;page_table_lock) held; does not sleep.</remarks>
     [KernelSymbol("pudp_huge_get_and_clear", "arch/x86/include/asm/pgtable.h")]
     public Pud PudpHugeGetAndClear(MmStruct mm, ulong addr, PtPtr pudp)
     {
@@ -351,18 +392,22 @@ public sealed partial class Kernel
     }
 
     /// <summary>pmd_populate(): points a PMD (or its folded stand-in) at a PTE table.</summary>
+    /// <remarks>Context: the PMD lock held (pmd_install(), move_normal_pmd()); does not sleep.</remarks>
     [KernelSymbol("pmd_populate", "arch/x86/include/asm/pgalloc.h")]
     public void PmdPopulate(MmStruct mm, PtPtr pmd, PageTable pte, ulong addr) =>
         WriteEntry(pmd, (pte.Pfn << PAGE_SHIFT) | X86Pte._PAGE_TABLE, addr);
 
+    /// <remarks>Context: the PUD lock (mm-&gt;page_table_lock) held (__pmd_alloc(), move_normal_pud()).</remarks>
     [KernelSymbol("pud_populate", "arch/x86/include/asm/pgalloc.h")]
     public void PudPopulate(MmStruct mm, PtPtr pud, PageTable pmd, ulong addr) =>
         WriteEntry(pud, (pmd.Pfn << PAGE_SHIFT) | X86Pte._PAGE_TABLE, addr);
 
+    /// <remarks>Context: mm-&gt;page_table_lock held (__pud_alloc()).</remarks>
     [KernelSymbol("p4d_populate", "arch/x86/include/asm/pgalloc.h")]
     public void P4dPopulate(MmStruct mm, PtPtr p4d, PageTable pud, ulong addr) =>
         WriteEntry(p4d, (pud.Pfn << PAGE_SHIFT) | X86Pte._PAGE_TABLE, addr);
 
+    /// <remarks>Context: mm-&gt;page_table_lock held (__p4d_alloc()).</remarks>
     [KernelSymbol("pgd_populate", "arch/x86/include/asm/pgalloc.h")]
     public void PgdPopulate(MmStruct mm, PtPtr pgd, PageTable p4d, ulong addr) =>
         WriteEntry(pgd, (p4d.Pfn << PAGE_SHIFT) | X86Pte._PAGE_TABLE, addr);
@@ -642,6 +687,8 @@ public sealed partial class Kernel
     /// Walks to the PMD slot without allocating; null if an upper level is empty or a leaf
     /// (the walk of follow_page_mask(), mm_find_pmd()).
     /// </summary>
+    /// <remarks>Context: the upper tables kept alive by the mmap lock, the VMA lock or an rmap lock (or the lockless
+    /// GUP-fast walk); reads each level without a page-table lock.</remarks>
     [KernelSymbol("mm_find_pmd", "mm/rmap.c")]
     public PtPtr? MmFindPmd(MmStruct mm, ulong addr)
     {
@@ -681,6 +728,8 @@ public sealed partial class Kernel
     /// tables [floor, ceiling) keeps using (a neighbouring VMA's). The same level-by-level descent
     /// and rounding as the kernel.
     /// </summary>
+    /// <remarks>Context: mmap_lock held (write, or read after munmap's downgrade); the VMAs are out of the tree and
+    /// unlinked from rmap, so no walker reaches these tables. Takes no page-table lock.</remarks>
     [KernelSymbol("free_pgd_range", "mm/memory.c")]
     public void FreePgdRange(MmStruct mm, ulong addr, ulong end, ulong floor, ulong ceiling)
     {
@@ -724,6 +773,7 @@ public sealed partial class Kernel
         while (addr != end && pgd.Index < Paging.PtrsPerPgd);
     }
 
+    /// <remarks>Context: as free_pgd_range().</remarks>
     [KernelSymbol("free_p4d_range", "mm/memory.c")]
     private void FreeP4dRange(MmStruct mm, PtPtr pgd, ulong addr, ulong end, ulong floor, ulong ceiling)
     {
@@ -746,6 +796,7 @@ public sealed partial class Kernel
         }
     }
 
+    /// <remarks>Context: as free_pgd_range().</remarks>
     [KernelSymbol("free_pud_range", "mm/memory.c")]
     private void FreePudRange(MmStruct mm, PtPtr p4d, ulong addr, ulong end, ulong floor, ulong ceiling)
     {
@@ -769,6 +820,7 @@ public sealed partial class Kernel
         }
     }
 
+    /// <remarks>Context: as free_pgd_range().</remarks>
     [KernelSymbol("free_pmd_range", "mm/memory.c")]
     private void FreePmdRange(MmStruct mm, PtPtr pud, ulong addr, ulong end, ulong floor, ulong ceiling)
     {
@@ -793,6 +845,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>free_pte_range(): clears the PMD and frees the PTE table.</summary>
+    /// <remarks>Context: as free_pgd_range().</remarks>
     [KernelSymbol("free_pte_range", "mm/memory.c")]
     private void FreePteRange(MmStruct mm, PtPtr pmd, ulong addr)
     {

@@ -244,6 +244,7 @@ public sealed partial class Kernel
         details is null || !details.SkipCows || !FolioTestAnon(f);
 
     /// <summary>zap_present_ptes() for one PTE.</summary>
+    /// <remarks>Context: the PTL held (zap_pte_range()); does not sleep.</remarks>
     [KernelSymbol("zap_present_ptes", "mm/memory.c")]
     private void ZapPresentPte(MmuGather tlb, VmAreaStruct vma, PtPtr pte, Pte ptent, ulong addr, ZapDetails? details, long[] rss)
     {
@@ -283,6 +284,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>zap_nonpresent_ptes() for one entry.</summary>
+    /// <remarks>Context: the PTL held (zap_pte_range()); does not sleep.</remarks>
     [KernelSymbol("zap_nonpresent_ptes", "mm/memory.c")]
     private void ZapNonpresentPte(MmuGather tlb, VmAreaStruct vma, PtPtr pte, Pte ptent, ulong addr, ZapDetails? details, long[] rss)
     {

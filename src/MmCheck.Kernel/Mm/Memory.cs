@@ -10,6 +10,8 @@ public sealed partial class Kernel
     /// none or must not be refcounted: raw PFN maps, the zero page, and (without pte_special)
     /// the linear originals of a COW PFN map.
     /// </summary>
+    /// <remarks>Context: the PTL held, or a PTE value the caller revalidates under it; the VMA stable. Does not
+    /// sleep.</remarks>
     [KernelSymbol("vm_normal_page", "mm/memory.c")]
     public Page? VmNormalPage(VmAreaStruct vma, ulong addr, Pte pte)
     {
@@ -36,29 +38,36 @@ public sealed partial class Kernel
     }
 
     /// <summary>vm_normal_folio().</summary>
+    /// <remarks>Context: as vm_normal_page().</remarks>
     [KernelSymbol("vm_normal_folio", "mm/memory.c")]
     public Folio? VmNormalFolio(VmAreaStruct vma, ulong addr, Pte pte) =>
         VmNormalPage(vma, addr, pte) is { } p ? new Folio(p.Pfn) : null;
 
     /// <summary>print_bad_pte(): "BUG: Bad page map" — a report, the kernel carries on.</summary>
+    /// <remarks>Context: any; reports and carries on.</remarks>
     [KernelSymbol("print_bad_pte", "mm/memory.c")]
     private void PrintBadPte(VmAreaStruct vma, ulong addr, Pte pte, string why) =>
         Violation(Invariants.Bug, $"Bad page map in {vma} at {addr:x}: {pte} ({why})", "print_bad_pte");
 
     /// <summary>maybe_mkwrite(): writable only if the VMA is.</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("maybe_mkwrite", "include/linux/mm.h")]
     public static Pte MaybeMkwrite(Pte pte, VmAreaStruct vma) =>
         (vma.VmFlags & VmFlags.VM_WRITE) != 0 ? PteMkwriteNovma(pte) : pte;
 
     /// <summary>pte_mkdirty(): D, and soft-dirty when CONFIG_MEM_SOFT_DIRTY.</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("pte_mkdirty", "arch/x86/include/asm/pgtable.h")]
     public Pte PteMkdirty(Pte pte) =>
         new(pte.Val | X86Pte._PAGE_DIRTY | (Config.MemSoftDirty ? X86Pte._PAGE_SOFT_DIRTY_BIT : 0));
 
     /// <summary>mk_pte() / folio_mk_pte().</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("mk_pte", "include/linux/mm.h")]
     public static Pte MkPte(Page page, PgProt prot) => PfnPte(page.Pfn, prot);
 
+    /// <remarks>Context: any; does not sleep (a per-CPU counter in the kernel). Callers usually hold the PTL of the
+    /// entries they account.</remarks>
     [KernelSymbol("add_mm_counter", "include/linux/mm.h")]
     public void AddMmCounter(MmStruct mm, MmCounter member, long value)
     {
@@ -71,20 +80,25 @@ public sealed partial class Kernel
     public void DecMmCounter(MmStruct mm, MmCounter member) => AddMmCounter(mm, member, -1);
 
     /// <summary>mm_counter_file(): shmem pages are counted apart from other file pages.</summary>
+    /// <remarks>Context: any; the caller holds a reference to the folio.</remarks>
     [KernelSymbol("mm_counter_file", "include/linux/mm.h")]
     public MmCounter MmCounterFile(Folio f) =>
         FolioTest(f, PageFlags.PG_swapbacked) ? MmCounter.MM_SHMEMPAGES : MmCounter.MM_FILEPAGES;
 
     /// <summary>mm_counter().</summary>
+    /// <remarks>Context: any; the caller holds a reference to the folio.</remarks>
     [KernelSymbol("mm_counter", "include/linux/mm.h")]
     public MmCounter MmCounterOf(Folio f) => FolioTestAnon(f) ? MmCounter.MM_ANONPAGES : MmCounterFile(f);
 
     /// <summary>check_stable_address_space(): the OOM reaper may be tearing the mm down.</summary>
+    /// <remarks>Context: the PTL held, just before a fault installs an entry in a private mapping.</remarks>
     [KernelSymbol("check_stable_address_space", "include/linux/oom.h")]
     public static VmFault CheckStableAddressSpace(MmStruct mm) =>
         (mm.Flags & MmStruct.MMF_UNSTABLE) != 0 ? VmFault.VM_FAULT_SIGBUS : VmFault.None;
 
     /// <summary>copy_user_highpage(): the contents of one page into another.</summary>
+    /// <remarks>Context: any; does not sleep (fork calls it under both PTLs). The caller holds references to both
+    /// pages.</remarks>
     [KernelSymbol("copy_user_highpage", "include/linux/highmem.h")]
     public void CopyUserHighpage(Page to, Page from)
     {

@@ -25,6 +25,8 @@ public sealed partial class Kernel
     private readonly Dictionary<MmStruct, List<MmuNotifier>> _mmuNotifiers = [];
 
     /// <summary>mmu_notifier_register().</summary>
+    /// <remarks>Context: no mm lock held, the mm kept alive (mm_users). The kernel takes mmap_lock for write (and
+    /// mm_take_all_locks()) around the insertion; the model takes no lock.</remarks>
     [KernelSymbol("mmu_notifier_register", "mm/mmu_notifier.c")]
     public void MmuNotifierRegister(MmuNotifier n, MmStruct mm)
     {
@@ -36,6 +38,8 @@ public sealed partial class Kernel
     }
 
     /// <summary>mmu_notifier_unregister().</summary>
+    /// <remarks>Context: may sleep (the kernel may call -&gt;release and waits for SRCU readers); no mm lock held.
+    /// The model takes no lock.</remarks>
     [KernelSymbol("mmu_notifier_unregister", "mm/mmu_notifier.c")]
     public void MmuNotifierUnregister(MmuNotifier n, MmStruct mm)
     {

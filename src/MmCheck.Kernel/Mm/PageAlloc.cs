@@ -86,14 +86,17 @@ public sealed class PageAllocator
 public sealed partial class Kernel
 {
     /// <summary>pfn_valid().</summary>
+    /// <remarks>Context: any; does not sleep (the RAM layout is fixed at boot).</remarks>
     [KernelSymbol("pfn_valid", "include/linux/mmzone.h")]
     public bool PfnValid(ulong pfn) => Buddy.PfnValid(pfn);
 
     /// <summary>is_zero_pfn().</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("is_zero_pfn", "include/linux/pgtable.h")]
     public bool IsZeroPfn(ulong pfn) => pfn == ZeroPfn;
 
     /// <summary>my_zero_pfn().</summary>
+    /// <remarks>Context: any; pure.</remarks>
     [KernelSymbol("my_zero_pfn", "include/linux/pgtable.h")]
     public ulong MyZeroPfn(ulong addr) => ZeroPfn;
 
@@ -113,6 +116,8 @@ public sealed partial class Kernel
     /// <paramref name="zero"/> (__GFP_ZERO) its contents read as zeroes — as every frame the model
     /// frees does anyway.
     /// </summary>
+    /// <remarks>Context: process context with no spinlock held, since the GFP flags its callers pass may sleep
+    /// (reclaim). The model neither sleeps nor reclaims: it returns null at once when RAM runs out.</remarks>
     [KernelSymbol("alloc_pages", "mm/page_alloc.c")]
     public Page? AllocPage(bool zero = true)
     {
@@ -131,6 +136,8 @@ public sealed partial class Kernel
     }
 
     /// <summary>vma_alloc_zeroed_movable_folio() / folio_prealloc(): an order-0 folio for user memory.</summary>
+    /// <remarks>Context: mmap_lock or VMA read lock (the VMA and its mempolicy stable); may sleep, so no page-table
+    /// lock held.</remarks>
     [KernelSymbol("vma_alloc_folio", "mm/mempolicy.c")]
     public Folio? VmaAllocFolio(VmAreaStruct vma, ulong addr, bool zero)
     {
@@ -142,6 +149,8 @@ public sealed partial class Kernel
     /// free_unref_folios() → free_pages_prepare(): the frame returns to the allocator. A frame still
     /// mapped, or still reachable through a TLB, is the kernel's "Bad page state" or worse.
     /// </summary>
+    /// <remarks>Context: any; does not sleep. The last reference is gone (folio_put() or pagetable_free()) and
+    /// nothing should map the frame any more.</remarks>
     [KernelSymbol("free_pages_prepare", "mm/page_alloc.c")]
     internal void FreeFrame(ulong pfn, string fn)
     {
@@ -189,6 +198,7 @@ public sealed partial class Kernel
 
     // ---- folio reference counting (include/linux/mm.h, page_ref.h) ----
 
+    /// <remarks>Context: any; a racy snapshot unless the caller keeps new references out.</remarks>
     [KernelSymbol("folio_ref_count", "include/linux/page_ref.h")]
     public int FolioRefCount(Folio f)
     {
@@ -196,6 +206,8 @@ public sealed partial class Kernel
         return MemMap.RefCount(f.Pfn);
     }
 
+    /// <remarks>Context: any; does not sleep. The caller already owns a reference, or holds the PTL of an entry that
+    /// maps the folio.</remarks>
     [KernelSymbol("folio_ref_add", "include/linux/page_ref.h")]
     public void FolioRefAdd(Folio f, int n, [CallerMemberName] string fn = "")
     {
@@ -214,10 +226,13 @@ public sealed partial class Kernel
     }
 
     /// <summary>folio_get().</summary>
+    /// <remarks>Context: as folio_ref_add().</remarks>
     [KernelSymbol("folio_get", "include/linux/mm.h")]
     public void FolioGet(Folio f, [CallerMemberName] string fn = "") => FolioRefAdd(f, 1, fn);
 
     /// <summary>folio_try_get(): takes a reference unless the count is already zero.</summary>
+    /// <remarks>Context: any; does not sleep. The speculative get of lockless lookups (page cache, GUP-fast), which
+    /// recheck the folio after it.</remarks>
     [KernelSymbol("folio_try_get", "include/linux/page_ref.h")]
     public bool FolioTryGet(Folio f)
     {
@@ -232,10 +247,12 @@ public sealed partial class Kernel
     }
 
     /// <summary>folio_put(): drops a reference, freeing the folio at zero.</summary>
+    /// <remarks>Context: any; does not sleep. Dropping the last reference frees the folio.</remarks>
     [KernelSymbol("folio_put", "include/linux/mm.h")]
     public void FolioPut(Folio f, [CallerMemberName] string fn = "") => FolioPutRefs(f, 1, fn);
 
     /// <summary>folio_put_refs().</summary>
+    /// <remarks>Context: any; does not sleep. Dropping the last reference frees the folio.</remarks>
     [KernelSymbol("folio_put_refs", "include/linux/mm.h")]
     public void FolioPutRefs(Folio f, int refs, [CallerMemberName] string fn = "")
     {
@@ -264,12 +281,15 @@ public sealed partial class Kernel
         }
     }
 
+    /// <remarks>Context: as folio_ref_count().</remarks>
     [KernelSymbol("page_ref_count", "include/linux/page_ref.h")]
     public int PageRefCount(Page p) => FolioRefCount(new Folio(p.Pfn));
 
+    /// <remarks>Context: as folio_get().</remarks>
     [KernelSymbol("get_page", "include/linux/mm.h")]
     public void GetPage(Page p, [CallerMemberName] string fn = "") => FolioGet(new Folio(p.Pfn), fn);
 
+    /// <remarks>Context: as folio_put().</remarks>
     [KernelSymbol("put_page", "include/linux/mm.h")]
     public void PutPage(Page p, [CallerMemberName] string fn = "") => FolioPut(new Folio(p.Pfn), fn);
 
@@ -296,9 +316,12 @@ public sealed partial class Kernel
         MemMap.Flags(f.Pfn) &= ~(uint)flag;
     }
 
+    /// <remarks>Context: any; stable while the caller holds a reference (an anon folio stays anon until it is
+    /// freed).</remarks>
     [KernelSymbol("folio_test_anon", "include/linux/page-flags.h")]
     public bool FolioTestAnon(Folio f) => FolioTest(f, PageFlags.PAGE_MAPPING_ANON);
 
+    /// <remarks>Context: any; a snapshot unless the folio lock is held.</remarks>
     [KernelSymbol("folio_test_swapcache", "include/linux/page-flags.h")]
     public bool FolioTestSwapcache(Folio f) => FolioTest(f, PageFlags.PG_swapcache);
 
@@ -307,25 +330,36 @@ public sealed partial class Kernel
     [KernelSymbol("folio_test_locked", "include/linux/page-flags.h")]
     public bool FolioTestLocked(Folio f) => FolioTest(f, PageFlags.PG_locked);
 
+    /// <remarks>Context: any; a snapshot: the bit can be set concurrently.</remarks>
     [KernelSymbol("folio_test_dirty", "include/linux/page-flags.h")]
     public bool FolioTestDirty(Folio f) => FolioTest(f, PageFlags.PG_dirty);
 
+    /// <remarks>Context: the folio lock held, or (zap_pte_range(), follow_page_pte()) the folio mapped and the PTL
+    /// held, which keeps truncation away as well.</remarks>
     [KernelSymbol("folio_mark_dirty", "mm/page-writeback.c")]
     public void FolioMarkDirty(Folio f) => FolioSet(f, PageFlags.PG_dirty);
 
+    /// <remarks>Context: the folio is new and not yet visible to anyone else (this is the non-atomic variant); no
+    /// lock.</remarks>
     [KernelSymbol("__folio_mark_uptodate", "include/linux/page-flags.h")]
     public void FolioMarkUptodate(Folio f) => FolioSet(f, PageFlags.PG_uptodate);
 
+    /// <remarks>Context: the PTL of an entry that maps the page (or the folio lock) for a stable answer; does not
+    /// sleep.</remarks>
     [KernelSymbol("PageAnonExclusive", "include/linux/page-flags.h")]
     public bool PageAnonExclusive(Page p) => FolioTest(new Folio(p.Pfn), PageFlags.PG_anon_exclusive);
 
+    /// <remarks>Context: the PTL of an entry that maps the page held, or the folio new and not yet mapped.</remarks>
     [KernelSymbol("SetPageAnonExclusive", "include/linux/page-flags.h")]
     public void SetPageAnonExclusive(Page p) => FolioSet(new Folio(p.Pfn), PageFlags.PG_anon_exclusive);
 
+    /// <remarks>Context: the PTL of an entry that maps the page held, with no GUP-fast pin able to start meanwhile
+    /// (fork: the source PTL held and write_protect_seq raised).</remarks>
     [KernelSymbol("ClearPageAnonExclusive", "include/linux/page-flags.h")]
     public void ClearPageAnonExclusive(Page p) => FolioClear(new Folio(p.Pfn), PageFlags.PG_anon_exclusive);
 
     /// <summary>folio_mapcount().</summary>
+    /// <remarks>Context: any; a snapshot (other mappings change it under their own PTLs).</remarks>
     [KernelSymbol("folio_mapcount", "include/linux/mm.h")]
     public int FolioMapcount(Folio f)
     {
@@ -334,10 +368,13 @@ public sealed partial class Kernel
     }
 
     /// <summary>folio_mapped().</summary>
+    /// <remarks>Context: as folio_mapcount().</remarks>
     [KernelSymbol("folio_mapped", "include/linux/mm.h")]
     public bool FolioMapped(Folio f) => FolioMapcount(f) > 0;
 
     /// <summary>folio_maybe_dma_pinned(): for small folios, refcount ≥ GUP_PIN_COUNTING_BIAS.</summary>
+    /// <remarks>Context: any; a hint that may be stale, exact only where no new pin can start (fork: the source PTL
+    /// held and write_protect_seq raised).</remarks>
     [KernelSymbol("folio_maybe_dma_pinned", "include/linux/mm.h")]
     public bool FolioMaybeDmaPinned(Folio f) => FolioRefCount(f) >= GUP_PIN_COUNTING_BIAS;
 
@@ -345,6 +382,8 @@ public sealed partial class Kernel
     public const int GUP_PIN_COUNTING_BIAS = 1 << 10;
 
     /// <summary>folio_needs_cow_for_dma(): fork must copy rather than share a possibly pinned page.</summary>
+    /// <remarks>Context: fork: both mmap locks write-held, the source PTL held and the source mm's write_protect_seq
+    /// raised.</remarks>
     [KernelSymbol("folio_needs_cow_for_dma", "include/linux/mm.h")]
     public bool FolioNeedsCowForDma(VmAreaStruct vma, Folio f)
     {
@@ -367,6 +406,8 @@ public sealed partial class Kernel
     }
 
     /// <summary>folio_anon_vma().</summary>
+    /// <remarks>Context: any; the result is usable only while something keeps the anon_vma alive (a mapping held
+    /// stable by a PTL, the mmap lock or an rmap lock, or a reference from folio_get_anon_vma()).</remarks>
     [KernelSymbol("folio_anon_vma", "mm/util.c")]
     public AnonVma? FolioAnonVma(Folio f) => FolioTestAnon(f) ? FolioMappingObject(f) as AnonVma : null;
 

@@ -69,6 +69,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>special_mapping_name(): the name kept in the vm_special_mapping.</summary>
+    /// <remarks>Context: the VMA stable (mmap_lock or its VMA lock held, as /proc/pid/maps reads it).</remarks>
     [KernelSymbol("special_mapping_name", "mm/mmap.c")]
     private static string? SpecialMappingName(VmAreaStruct vma) => (vma.VmPrivateData as VmSpecialMapping)?.Name;
 
@@ -77,6 +78,7 @@ public sealed partial class Kernel
     /// owns it (WARN otherwise: nothing else can reach these VMAs) and tells the mapping's
     /// ->mremap where it went.
     /// </summary>
+    /// <remarks>Context: -&gt;mremap: mmap_lock write-held (move_vma()).</remarks>
     [KernelSymbol("special_mapping_mremap", "mm/mmap.c")]
     private int SpecialMappingMremap(VmAreaStruct newVma)
     {
@@ -90,6 +92,7 @@ public sealed partial class Kernel
 
     /// <summary>special_mapping_split(): special mappings are never split (munmap or mprotect of
     /// part of one fails with -EINVAL).</summary>
+    /// <remarks>Context: -&gt;may_split: mmap_lock write-held (__split_vma()); pure.</remarks>
     [KernelSymbol("special_mapping_split", "mm/mmap.c")]
     private static int SpecialMappingSplit(VmAreaStruct vma, ulong addr) => -Errno.EINVAL;
 
@@ -119,6 +122,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>vma_is_special_mapping(): whether <paramref name="vma"/> was installed for <paramref name="sm"/>.</summary>
+    /// <remarks>Context: the VMA stable (mmap_lock or its VMA lock held).</remarks>
     [KernelSymbol("vma_is_special_mapping", "mm/mmap.c")]
     public bool VmaIsSpecialMapping(VmAreaStruct vma, VmSpecialMapping sm) =>
         vma.VmPrivateData == sm && vma.VmOps == SpecialMappingVmops;

@@ -48,6 +48,7 @@ public sealed class VmaTree
     }
 
     /// <summary>find_vma(): the first VMA with vm_end &gt; addr, or null.</summary>
+    /// <remarks>Context: mmap_lock held, read or write (the kernel asserts it; the model does not).</remarks>
     [KernelSymbol("find_vma", "mm/mmap.c")]
     public VmAreaStruct? FindVma(ulong addr)
     {
@@ -57,6 +58,8 @@ public sealed class VmaTree
     }
 
     /// <summary>vma_lookup(): the VMA containing addr, or null.</summary>
+    /// <remarks>Context: mmap_lock held; or, in lock_vma_under_rcu(), a lockless lookup whose VMA is revalidated once
+    /// read-locked.</remarks>
     [KernelSymbol("vma_lookup", "include/linux/mm.h")]
     public VmAreaStruct? VmaLookup(ulong addr)
     {
@@ -65,6 +68,7 @@ public sealed class VmaTree
     }
 
     /// <summary>find_vma_prev(): the VMA at or after addr, and the one before it.</summary>
+    /// <remarks>Context: mmap_lock held, read or write.</remarks>
     [KernelSymbol("find_vma_prev", "mm/mmap.c")]
     public VmAreaStruct? FindVmaPrev(ulong addr, out VmAreaStruct? prev)
     {
@@ -75,6 +79,7 @@ public sealed class VmaTree
     }
 
     /// <summary>find_vma_intersection(): the first VMA overlapping [start, end).</summary>
+    /// <remarks>Context: mmap_lock held, read or write (the kernel asserts it; the model does not).</remarks>
     [KernelSymbol("find_vma_intersection", "mm/mmap.c")]
     public VmAreaStruct? FindVmaIntersection(ulong start, ulong end)
     {

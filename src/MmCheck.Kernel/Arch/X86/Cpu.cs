@@ -38,6 +38,8 @@ public sealed class Cpu
     }
 
     /// <summary>switch_mm(): loads CR3 and joins the mm's cpumask.</summary>
+    /// <remarks>Context: the context switch (interrupts off in the kernel); the model calls it once, when a task is
+    /// created. Does not sleep.</remarks>
     [KernelSymbol("switch_mm", "arch/x86/mm/tlb.c")]
     public void SwitchMm(MmStruct mm)
     {

@@ -142,6 +142,8 @@ public sealed partial class Kernel
     }
 
     /// <summary>access_error(): whether the VMA forbids the faulting access.</summary>
+    /// <remarks>Context: mmap_lock read-held or the VMA read-locked (do_user_addr_fault()); reads vm_flags
+    /// only.</remarks>
     [KernelSymbol("access_error", "arch/x86/mm/fault.c")]
     public static bool AccessError(X86PfError errorCode, VmAreaStruct vma)
     {

@@ -419,6 +419,8 @@ public sealed class MmuGather(MmStruct mm, bool fullmm)
 public sealed partial class Kernel
 {
     /// <summary>flush_tlb_mm_range(): shoots down the range on every CPU that may cache the mm.</summary>
+    /// <remarks>Context: interrupts enabled (it IPIs the other CPUs); often called under a page-table lock. Does not
+    /// sleep.</remarks>
     [KernelSymbol("flush_tlb_mm_range", "arch/x86/mm/tlb.c")]
     public void FlushTlbMmRange(MmStruct mm, ulong start, ulong end)
     {
@@ -437,32 +439,43 @@ public sealed partial class Kernel
         }
     }
 
+    /// <remarks>Context: as flush_tlb_mm_range().</remarks>
     [KernelSymbol("flush_tlb_range", "arch/x86/include/asm/tlbflush.h")]
     public void FlushTlbRange(VmAreaStruct vma, ulong start, ulong end) => FlushTlbMmRange(vma.VmMm, start, end);
 
+    /// <remarks>Context: as flush_tlb_mm_range().</remarks>
     [KernelSymbol("flush_tlb_page", "arch/x86/include/asm/tlbflush.h")]
     public void FlushTlbPage(VmAreaStruct vma, ulong addr) => FlushTlbMmRange(vma.VmMm, addr, addr + PAGE_SIZE);
 
+    /// <remarks>Context: as flush_tlb_mm_range().</remarks>
     [KernelSymbol("flush_tlb_mm", "arch/x86/include/asm/tlbflush.h")]
     public void FlushTlbMm(MmStruct mm) => FlushTlbMmRange(mm, 0, ulong.MaxValue & PAGE_MASK);
 
     /// <summary>flush_tlb_kernel_range(): every CPU, init_mm's translations.</summary>
+    /// <remarks>Context: interrupts enabled (it IPIs every CPU); does not sleep.</remarks>
     [KernelSymbol("flush_tlb_kernel_range", "arch/x86/mm/tlb.c")]
     public void FlushTlbKernelRange(ulong start, ulong end) => FlushTlbMmRange(InitMm, start, end);
 
     /// <summary>tlb_gather_mmu().</summary>
+    /// <remarks>Context: process context; the caller holds what keeps the range's VMAs stable (mmap_lock, or
+    /// i_mmap_rwsem for an rmap zap).</remarks>
     [KernelSymbol("tlb_gather_mmu", "mm/mmu_gather.c")]
     public MmuGather TlbGatherMmu(MmStruct mm) => new(mm, fullmm: false);
 
     /// <summary>tlb_gather_mmu_fullmm().</summary>
+    /// <remarks>Context: exit_mmap(): the mm has no users left.</remarks>
     [KernelSymbol("tlb_gather_mmu_fullmm", "mm/mmu_gather.c")]
     public MmuGather TlbGatherMmuFullmm(MmStruct mm) => new(mm, fullmm: true);
 
     /// <summary>__tlb_remove_folio_pages(): defer dropping references until after the flush.</summary>
+    /// <remarks>Context: the PTL held (zap_pte_range()); does not sleep. The reference is dropped by tlb_flush_mmu(),
+    /// after the flush.</remarks>
     [KernelSymbol("tlb_remove_folio_pages", "mm/mmu_gather.c")]
     public void TlbRemoveFolio(MmuGather tlb, Folio f, int refs = 1) => tlb.Pages.Add((f, refs));
 
     /// <summary>tlb_flush_mmu(): flush, then free the batched pages and tables.</summary>
+    /// <remarks>Context: no page-table lock held (freeing the batch may reschedule); the lock the gather's caller
+    /// holds (mmap_lock or i_mmap_rwsem) still held.</remarks>
     [KernelSymbol("tlb_flush_mmu", "mm/mmu_gather.c")]
     public void TlbFlushMmu(MmuGather tlb)
     {
@@ -494,6 +507,7 @@ public sealed partial class Kernel
     }
 
     /// <summary>tlb_finish_mmu().</summary>
+    /// <remarks>Context: as tlb_flush_mmu(); ends the gather.</remarks>
     [KernelSymbol("tlb_finish_mmu", "mm/mmu_gather.c")]
     public void TlbFinishMmu(MmuGather tlb) => TlbFlushMmu(tlb);
 }

@@ -146,6 +146,8 @@ public sealed partial class Kernel
     private VmOperationsStruct? _fbDirtyTrackVmOps;
 
     /// <summary>fb_deferred_io_vm_ops, registered for the write-notify invariant.</summary>
+    /// <remarks>Context: read by fb_deferred_io_mmap() with mmap_lock write-held; built on first use, no
+    /// lock.</remarks>
     [KernelSymbol("fb_deferred_io_vm_ops", "drivers/video/fbdev/core/fb_defio.c")]
     private VmOperationsStruct FbDeferredIoVmOps => _fbDeferredIoVmOps ??= TrackWriteNotify(new VmOperationsStruct
     {
