@@ -219,6 +219,12 @@ public static class PgTable
     [KernelSymbol("pte_mkold", "arch/x86/include/asm/pgtable.h")]
     public static Pte PteMkold(Pte pte) => new(pte.Val & ~_PAGE_ACCESSED);
 
+    [KernelSymbol("pmd_mkold", "arch/x86/include/asm/pgtable.h")]
+    public static Pmd PmdMkold(Pmd pmd) => new(pmd.Val & ~_PAGE_ACCESSED);
+
+    [KernelSymbol("pud_mkold", "arch/x86/include/asm/pgtable.h")]
+    public static Pud PudMkold(Pud pud) => new(pud.Val & ~_PAGE_ACCESSED);
+
     [KernelSymbol("pte_mkyoung", "arch/x86/include/asm/pgtable.h")]
     public static Pte PteMkyoung(Pte pte) => new(pte.Val | _PAGE_ACCESSED);
 

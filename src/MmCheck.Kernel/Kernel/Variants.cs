@@ -116,6 +116,23 @@ public sealed record Variants
 
     public ProcBusPciMmapStyle ProcBusPciMmap { get; init; } = ProcBusPciMmapStyle.Mmap;
 
+    /// <summary>What fork's copy_huge_pmd() does with a special (PFN map) PMD leaf.</summary>
+    public enum CopyHugePmdSpecialRule
+    {
+        /// <summary>v6.12+ (bc02afbd4d73 "mm/fork: accept huge pfnmap entries"): the child gets the
+        /// entry read before the PMD locks (pmdp_get_lockless()), not re-read under them: the
+        /// comment says the write mmap lock keeps it stable, but a zap through i_mmap
+        /// (unmap_mapping_range()) does not take the mmap lock.</summary>
+        Lockless,
+        /// <summary>Proposal (MmCheck, not upstream): re-read the entry under the source PMD lock, as
+        /// the anonymous path below it does, and copy what is there then (nothing if it was zapped).</summary>
+        Recheck,
+        /// <summary>Before v6.12: a PMD of a non-anonymous VMA is not copied; the child refaults it.</summary>
+        Skip,
+    }
+
+    public CopyHugePmdSpecialRule CopyHugePmdSpecial { get; init; } = CopyHugePmdSpecialRule.Lockless;
+
     /// <summary>madvise(MADV_DOFORK) refuses every VM_SPECIAL VMA (the vDSO, PFN and mixed maps), as
     /// linux-mm after v6.18 does; v6.18 (this machine) and every release before refuse VM_IO only.</summary>
     public bool MadviseDoforkRefusesSpecial { get; init; }
@@ -157,6 +174,10 @@ public sealed record Variants
             "how /proc/bus/pci installs a BAR: remap in ->mmap (the kernel), or one of the seed-000 thread's proposals",
             "mmap: proc_bus_pci_mmap() in every release; mmap_prepare, mmap_prepare_recheck: ->mmap_prepare conversions " +
             "(mmap_action, 2025) without and with hide_from_rmap_until_complete plus a re-check; fault: populate in ->fault (Daniel Vetter, Oct 2020)"),
+        new("copy_huge_pmd.special", ["lockless", "recheck", "skip"],
+            "what fork's copy_huge_pmd() gives the child for a special (PFN map) PMD leaf of the parent",
+            "lockless: bc02afbd4d73 \"mm/fork: accept huge pfnmap entries\" (v6.12) and later, the entry read before the PMD locks; " +
+            "recheck: an MmCheck proposal, re-read under the source PMD lock; skip: before v6.12, not copied (the child refaults)"),
         new("madvise.dofork", ["vm_io", "vm_special"],
             "which VMAs madvise(MADV_DOFORK) refuses with -EINVAL",
             "vm_io: v6.18 and earlier (madvise_vma_behavior() tests VM_IO); vm_special: linux-mm after v6.18 tests VM_SPECIAL, as MADV_DODUMP does"),
@@ -202,6 +223,10 @@ public sealed record Variants
         if (r < 609)
         {
             v = v with { DupMmapOpenBeforeCopy = false, PatInfoCowFallback = false };
+        }
+        if (r < 612)
+        {
+            v = v with { CopyHugePmdSpecial = CopyHugePmdSpecialRule.Skip };
         }
         return v;
     }
@@ -334,6 +359,19 @@ public sealed record Variants
                     return this with { ProcBusPciMmap = style };
                 }
                 break;
+            case "copy_huge_pmd.special":
+                CopyHugePmdSpecialRule? c = value switch
+                {
+                    "lockless" => CopyHugePmdSpecialRule.Lockless,
+                    "recheck" => CopyHugePmdSpecialRule.Recheck,
+                    "skip" => CopyHugePmdSpecialRule.Skip,
+                    _ => null,
+                };
+                if (c is { } rule)
+                {
+                    return this with { CopyHugePmdSpecial = rule };
+                }
+                break;
             case "madvise.dofork":
                 if (value is "vm_io" or "vm_special")
                 {
@@ -396,6 +434,10 @@ public sealed record Variants
                 ProcBusPciMmapStyle.MmapPrepareRecheck => "mmap_prepare_recheck",
                 _ => "fault",
             };
+        }
+        if (CopyHugePmdSpecial != CopyHugePmdSpecialRule.Lockless)
+        {
+            yield return "copy_huge_pmd.special=" + (CopyHugePmdSpecial == CopyHugePmdSpecialRule.Recheck ? "recheck" : "skip");
         }
         if (MadviseDoforkRefusesSpecial)
         {

@@ -11,6 +11,60 @@ public sealed partial class Kernel
     public static bool VmaIsSpecialHuge(VmAreaStruct vma) =>
         vma.VmFile is not null && (vma.VmFlags & (VmFlags.VM_PFNMAP | VmFlags.VM_MIXEDMAP)) != 0;
 
+    /// <summary>
+    /// copy_huge_pmd() for the only huge leaves the model has, special (PFN map) ones: the child
+    /// gets the parent's entry, old. Which entry depends on <see cref="Variants.CopyHugePmdSpecial"/>:
+    /// since v6.12 the one the caller read before either lock (the kernel reads it with
+    /// pmdp_get_lockless() and does not look again), so a zap of the parent's PMD through i_mmap in
+    /// between (unmap_mapping_range(), which takes no mmap lock) leaves the child mapping what was
+    /// just revoked; the proposal re-reads it under the source lock; before v6.12 nothing is copied.
+    /// </summary>
+    /// <remarks>Context: fork: both mmap locks write-held; takes the destination PMD lock, then the
+    /// source PMD lock nested.</remarks>
+    [KernelSymbol("copy_huge_pmd", "mm/huge_memory.c")]
+    private async ValueTask CopyHugePmd(VmAreaStruct dstVma, VmAreaStruct srcVma, PtPtr dstPmd, PtPtr srcPmd, ulong addr, Pmd pmd)
+    {
+        var rule = Variants.CopyHugePmdSpecial;
+        if (rule == Variants.CopyHugePmdSpecialRule.Skip)
+        {
+            // "Skip if can be re-fill on fault": a PFN map is not anonymous.
+            return;
+        }
+        var dstPtl = await PmdLock(dstVma.VmMm, dstPmd);
+        var srcPtl = PmdLockptr(srcVma.VmMm, srcPmd);
+        await srcPtl.Lock("copy_huge_pmd", subclass: 1);
+        if (rule == Variants.CopyHugePmdSpecialRule.Recheck)
+        {
+            pmd = PmdpGet(srcPmd);
+        }
+        if (PgTable.PmdLeaf(pmd))
+        {
+            VmWarnOnOnce(MmFlags.IsCowMapping(srcVma.VmFlags) && PgTable.PmdWrite(pmd), $"copy_huge_pmd: writable special PMD in COW {srcVma}");
+            SetPmdAt(dstVma.VmMm, addr, dstPmd, PgTable.PmdMkold(pmd));
+        }
+        await srcPtl.Unlock("copy_huge_pmd");
+        await dstPtl.Unlock("copy_huge_pmd");
+    }
+
+    /// <summary>copy_huge_pud(): under both PUD locks (each mm's page_table_lock, the source's
+    /// nested) the parent's leaf is read again and given to the child, old.</summary>
+    /// <remarks>Context: fork: both mmap locks write-held; takes the destination mm's
+    /// page_table_lock, then the source's nested.</remarks>
+    [KernelSymbol("copy_huge_pud", "mm/huge_memory.c")]
+    private async ValueTask CopyHugePud(VmAreaStruct dstVma, VmAreaStruct srcVma, PtPtr dstPud, PtPtr srcPud, ulong addr)
+    {
+        var dstPtl = await PudLock(dstVma.VmMm, dstPud);
+        var srcPtl = srcVma.VmMm.PageTableLock;
+        await srcPtl.Lock("copy_huge_pud", subclass: 1);
+        var pud = PudpGet(srcPud);
+        if (PudLeaf(pud))
+        {
+            SetPudAt(dstVma.VmMm, addr, dstPud, PgTable.PudMkold(pud));
+        }
+        await srcPtl.Unlock("copy_huge_pud");
+        await dstPtl.Unlock("copy_huge_pud");
+    }
+
     /// <summary>__split_huge_pmd(): a special PMD cannot be split into PTEs of pages, so it is
     /// cleared and flushed; the range refaults at PTE granularity.</summary>
     /// <remarks>Context: mmap lock (or i_mmap_rwsem) held; takes the PMD lock.</remarks>

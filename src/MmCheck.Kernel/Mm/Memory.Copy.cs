@@ -110,8 +110,7 @@ public sealed partial class Kernel
             var v = PudpGet(srcPud);
             if (PudLeaf(v))
             {
-                // copy_huge_pud(): a special PFN leaf is shared as is.
-                SetPudAt(dstVma.VmMm, addr, dstPud, PgTable.PfnPud(PgTable.PudPfn(v), new PgProt(v.Val & ~X86Pte.PTE_PFN_MASK)));
+                await CopyHugePud(dstVma, srcVma, dstPud, srcPud, addr);
             }
             else if (!PudNone(v) && PudPresent(v) && await CopyPmdRange(dstVma, srcVma, dstPud, srcPud, addr, next) != 0)
             {
@@ -141,10 +140,7 @@ public sealed partial class Kernel
             var v = PmdpGet(srcPmd);
             if (PgTable.PmdLeaf(v))
             {
-                // copy_huge_pmd(): only special (PFN map) leaves exist in the model; shared as is.
-                var ptl = await PmdLock(dstVma.VmMm, dstPmd);
-                SetPmdAt(dstVma.VmMm, addr, dstPmd, v);
-                await ptl.Unlock("copy_huge_pmd");
+                await CopyHugePmd(dstVma, srcVma, dstPmd, srcPmd, addr, v);
             }
             else if (!PmdNone(v) && await CopyPteRange(dstVma, srcVma, dstPmd, srcPmd, addr, next) != 0)
             {

@@ -350,6 +350,51 @@ public class DevicesVfioTests
         p.AssertClean();
     }
 
+    [Theory]
+    [InlineData("lockless", true)]
+    [InlineData("recheck", true)]
+    [InlineData("skip", false)]
+    public void ForkGivesTheChildAHugeSpecialPmdOldUnlessTheKernelPredatesHugePfnmapCopy(string rule, bool copied)
+    {
+        var v = Variants.Current.With("vfio_pci.fault", "huge", out _)!.With("copy_huge_pmd.special", rule, out string? error);
+        Assert.True(v is not null, error);
+        var p = DevicesKit.Boot(v);
+        var k = p.K;
+        var dev = k.PciAddDevice(1, 0, new PciBarSpec(BarSize, Mem64: true, Prefetch: true));
+        var vdev = k.VfioPciBind(dev);
+        var (fd, a) = p.MapVfioBar(vdev, 1024, hint: 0x40_0000_0000UL);
+        p.Read(a);
+        Assert.Equal((a, dev.BarPfn(0), 2), Assert.Single(BarLeaves(k, p.Mm, dev)));
+        var child = p.Fork();
+        if (copied)
+        {
+            Assert.Equal((a, dev.BarPfn(0), 2), Assert.Single(BarLeaves(k, child.Mm, dev)));
+            // pmd_mkold(): the child's copy starts not accessed; the parent's was.
+            ulong Entry(MmStruct mm) => k.UserLeaves().Single(l => l.Mm == mm && l.Addr == a).Entry;
+            Assert.NotEqual(0UL, Entry(p.Mm) & X86Pte._PAGE_ACCESSED);
+            Assert.Equal(0UL, Entry(child.Mm) & X86Pte._PAGE_ACCESSED);
+        }
+        else
+        {
+            // Not copied: the child refaults the BAR, a PMD again.
+            Assert.Empty(BarLeaves(k, child.Mm, dev));
+            Assert.True(child.Load(a).Ok);
+            Assert.Single(BarLeaves(k, child.Mm, dev));
+        }
+        Assert.Equal(2, k.Run(p.T, () => k.VfioMemoryDisable(fd)));
+        Assert.Empty(BarLeaves(k, child.Mm, dev));
+        Assert.Empty(Violations(k, Invariants.RevokedIomemMapped));
+        p.AssertClean();
+    }
+
+    [Fact]
+    public void HugePfnmapPmdsAreCopiedAtForkFromV612On()
+    {
+        Assert.Equal(Variants.CopyHugePmdSpecialRule.Skip, Variants.Preset("v6.11")!.CopyHugePmdSpecial);
+        Assert.Equal(Variants.CopyHugePmdSpecialRule.Lockless, Variants.Preset("v6.12")!.CopyHugePmdSpecial);
+        Assert.Equal(Variants.CopyHugePmdSpecialRule.Lockless, Variants.Current.CopyHugePmdSpecial);
+    }
+
     [Fact]
     public void ForkUnderTheVmaListStrategyLeavesTheChildMappedPastTheRevoke()
     {
