@@ -17,7 +17,7 @@ public sealed class ScenarioError(string message, SourceSpan span) : Exception(m
 
 /// <summary>
 /// The registers of one scope, in the order they were first set. A scope holds a handful, so a
-/// linear search of two small arrays beats a string-keyed dictionary (which was a tenth of what an
+/// linear search of two small arrays beats a string-keyed dictionary (some 2 KB of the 26 KB an
 /// execution of a seed scenario allocated: every thread and process has a scope).
 /// </summary>
 public sealed class Registers : IEnumerable<KeyValuePair<string, LitValue>>
