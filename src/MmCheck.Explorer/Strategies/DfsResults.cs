@@ -119,17 +119,7 @@ internal sealed class DfsResults(TraceFactory traces)
         if (invariant == Invariants.LockOrder && s.Graph is { } g && ViolationClass.CycleNodes(message) is { } names &&
             LockCycles.Resolve(g, names) is { } edges)
         {
-            bool Here(LockGraph.Node from, LockGraph.Node to)
-            {
-                for (int i = newFrom; i < newTo; i++)
-                {
-                    if (g.Edges[i].From == from && g.Edges[i].To == to)
-                    {
-                        return true;
-                    }
-                }
-                return false;
-            }
+            bool Here(LockGraph.Node from, LockGraph.Node to) => g.IndexOf(from, to) is int i && i >= newFrom && i < newTo;
             cycle = new PendingCycle(edges.Select(e => (e.From, e.To, e.Ctx, Here(e.From, e.To))).ToList());
         }
         _violations[cls] = new(key, seq, (cand, cycle));

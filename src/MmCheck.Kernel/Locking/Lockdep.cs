@@ -78,6 +78,9 @@ public sealed class LockGraph
     /// <see cref="TakenIn"/>.</summary>
     public readonly record struct EdgeContext(string HeldIn, string TakenIn, string Task);
 
+    /// <summary>The edge's position in <see cref="Edges"/> (its sequence number), or -1.</summary>
+    public int IndexOf(Node from, Node to) => _known.TryGetValue(Pack(from, to), out int i) ? i : -1;
+
     /// <summary>The edges in the order they were added.</summary>
     private readonly List<(Node From, Node To, EdgeContext Ctx)> _edges = [];
     private readonly Dictionary<Node, List<Node>> _succ = [];
