@@ -54,7 +54,7 @@ public sealed partial class Kernel
     private async ValueTask CopyHugePud(VmAreaStruct dstVma, VmAreaStruct srcVma, PtPtr dstPud, PtPtr srcPud, ulong addr)
     {
         var dstPtl = await PudLock(dstVma.VmMm, dstPud);
-        var srcPtl = srcVma.VmMm.PageTableLock;
+        var srcPtl = PudLockptr(srcVma.VmMm, srcPud);
         await srcPtl.Lock("copy_huge_pud", subclass: 1);
         var pud = PudpGet(srcPud);
         if (PudLeaf(pud))

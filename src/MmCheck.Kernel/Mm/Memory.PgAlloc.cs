@@ -436,14 +436,20 @@ public sealed partial class Kernel
         return ptl;
     }
 
-    /// <summary>pud_lock(): mm->page_table_lock.</summary>
+    /// <summary>pud_lockptr(): PUDs have no split lock; mm->page_table_lock.</summary>
+    /// <remarks>Context: any; takes nothing.</remarks>
+    [KernelSymbol("pud_lockptr", "include/linux/mm.h")]
+    public static SpinLock PudLockptr(MmStruct mm, PtPtr pud) => mm.PageTableLock;
+
+    /// <summary>pud_lock(): takes <see cref="PudLockptr"/>.</summary>
     /// <remarks>Context: mmap_lock or VMA read lock (the PUD table cannot go away); no
     /// page-table lock of this mm held.</remarks>
     [KernelSymbol("pud_lock", "include/linux/mm.h")]
     public async ValueTask<SpinLock> PudLock(MmStruct mm, PtPtr pud, [CallerMemberName] string fn = "")
     {
-        await mm.PageTableLock.Lock(fn);
-        return mm.PageTableLock;
+        var ptl = PudLockptr(mm, pud);
+        await ptl.Lock(fn);
+        return ptl;
     }
 
     /// <summary>
