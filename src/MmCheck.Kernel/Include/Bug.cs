@@ -129,12 +129,7 @@ public sealed partial class Kernel
         [CallerMemberName] string fn = "") => WarnOn(condition, ref what, fn);
 
     [DoesNotReturn]
-    public void Bug(string what, [CallerMemberName] string fn = "")
-    {
-        var f = new Finding(Invariants.Bug, what, Current?.Pid ?? 0, fn);
-        Sched.OnFinding(f);
-        throw new KernelBugException(f) { Sched = Sched };
-    }
+    public void Bug(string what, [CallerMemberName] string fn = "") => OopsEnd(Invariants.Bug, what, fn);
 
     /// <summary>VM_BUG_ON(): as BUG_ON (the model runs with CONFIG_DEBUG_VM).</summary>
     /// <remarks>Context: as BUG_ON().</remarks>
@@ -188,9 +183,16 @@ public sealed partial class Kernel
 
     /// <summary>An oops: a kernel-mode access that faulted. Stops the task like BUG.</summary>
     [DoesNotReturn]
-    public void Oops(string what, [CallerMemberName] string fn = "")
+    public void Oops(string what, [CallerMemberName] string fn = "") => OopsEnd(Invariants.KernelOops, what, fn);
+
+    /// <summary>oops_end(), where BUG and a kernel-mode fault both end: the report is the finding,
+    /// then make_task_dead() (<see cref="KernelBugException"/>).</summary>
+    /// <remarks>Context: any; does not return.</remarks>
+    [KernelSymbol("oops_end", "arch/x86/kernel/dumpstack.c")]
+    [DoesNotReturn]
+    private void OopsEnd(string invariant, string what, string fn)
     {
-        var f = new Finding(Invariants.KernelOops, what, Current?.Pid ?? 0, fn);
+        var f = new Finding(invariant, what, Current?.Pid ?? 0, fn);
         Sched.OnFinding(f);
         throw new KernelBugException(f) { Sched = Sched };
     }
