@@ -5,7 +5,7 @@ namespace MmCheck.Explorer.Tests;
 /// <summary>DPOR must see exactly what plain DFS sees: the same final states and the same violations.</summary>
 public class DporSoundnessTests
 {
-    private static (HashSet<string> Outcomes, HashSet<string> Violations, ExplorationResult R) Run(ExplorationTarget t, bool dpor, int split = int.MaxValue, int workers = 1)
+    private static (HashSet<string> Outcomes, HashSet<string> Violations, ExplorationResult R) Run(ExplorationTarget t, bool dpor, int split = int.MaxValue, int workers = 1, int plainBudget = 6_000)
     {
         var r = Explorer.Explore(t, new ExplorationOptions
         {
@@ -14,7 +14,7 @@ public class DporSoundnessTests
             SplitDepth = split,
             Workers = workers,
             Minimize = false,
-            MaxSchedules = dpor ? 100_000 : 6_000,
+            MaxSchedules = dpor ? 100_000 : plainBudget,
         });
         return ([.. r.Outcomes.Select(o => o.Outcome.ToString())],
             [.. r.Violations.Select(v => ViolationClass.Of(v.Invariant, v.Message))], r);
@@ -22,12 +22,88 @@ public class DporSoundnessTests
 
     [Theory]
     [MemberData(nameof(Seeds))]
-    public void DporFindsTheSameStatesAsPlainDfs(int seed)
+    public void DporFindsTheSameStatesAsPlainDfs(int seed) => SameAsPlainDfs(RandomPrograms.Make(seed), plainBudget: 6_000);
+
+    /// <summary>Readers of an rw_semaphore that neither queue nor leave with a waiter only read its
+    /// lock word, so DPOR lets them commute; writers, queued readers and trylocks must still be
+    /// ordered against them wherever the order changes what happens. Nested sections over two
+    /// rwsems and two mutexes, so lock-order deadlocks too.</summary>
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void DporFindsTheSameStatesAsPlainDfsWithRwSemaphores(int seed) =>
+        SameAsPlainDfs(RandomPrograms.Make(seed, threads: 2, ops: 3, rwsem: true), plainBudget: 40_000);
+
+    /// <summary>Every program of two or three threads of one section each, and of two threads of
+    /// two sections each, over one rw_semaphore (<see cref="RandomPrograms.RwSections"/>): small
+    /// enough for plain DFS to cover, so each is checked in full.</summary>
+    [Theory]
+    [MemberData(nameof(RwSectionPrograms))]
+    public void RwSemaphoreSectionsCommuteOnlyWhereTheyMay(string[] threads) =>
+        SameAsPlainDfs(RandomPrograms.RwSections(threads), plainBudget: 100_000, complete: true);
+
+    /// <summary>Readers that neither queue nor leave with a waiter are one Mazurkiewicz trace:
+    /// DPOR runs them once whatever their number, where plain DFS runs every order.</summary>
+    [Theory]
+    [InlineData(2, "RR")]
+    [InlineData(3, "R")]
+    public void ReadersAloneAreExploredOnce(int readers, string sections)
     {
-        var t = RandomPrograms.Make(seed);
+        var t = RandomPrograms.RwSections([.. Enumerable.Repeat(sections, readers)]);
+        var dpor = Run(t, dpor: true);
+        var plain = Run(t, dpor: false, plainBudget: 100_000);
+        Assert.True(dpor.R.Complete && plain.R.Complete);
+        Assert.Equal(1, dpor.R.Schedules);
+        Assert.True(plain.R.Schedules > 10, $"plain DFS ran {plain.R.Schedules}");
+        Assert.Equal(plain.Outcomes.Order(), dpor.Outcomes.Order());
+    }
+
+    /// <summary>Per-VMA lock readers commute with each other but not with vma_start_write() or with
+    /// the mmap_write_unlock() that ends the VMA's write lock: mm_lock_seq lives with the mmap
+    /// lock's word, which a reader reads.</summary>
+    [Theory]
+    [InlineData(1, 2)]
+    [InlineData(2, 1)]
+    public void PerVmaReadersSeeWhatPlainDfsSees(int readers, int writes)
+    {
+        var outcomes = SameAsPlainDfs(Scenarios.PerVmaReadersVsWriter(readers, writes), plainBudget: 300_000, complete: true);
+        Assert.Contains(outcomes, o => o.Contains("abort", StringComparison.Ordinal));
+        Assert.Contains(outcomes, o => o.Contains("R0=1", StringComparison.Ordinal));
+    }
+
+    public static TheoryData<string[]> RwSectionPrograms()
+    {
+        string[] one = ["R", "W", "T"];
+        var d = new TheoryData<string[]>();
+        foreach (var a in one)
+        {
+            foreach (var b in one)
+            {
+                d.Add([a, b]);
+                foreach (var c in one)
+                {
+                    d.Add([a, b, c]);
+                }
+            }
+        }
+        var two = one.SelectMany(a => one.Select(b => a + b)).ToArray();
+        foreach (var a in two)
+        {
+            foreach (var b in two)
+            {
+                d.Add([a, b]);
+            }
+        }
+        return d;
+    }
+
+    /// <summary>Checks DPOR against plain DFS within <paramref name="plainBudget"/> schedules (which
+    /// must suffice when <paramref name="complete"/>); returns plain DFS's final states.</summary>
+    private static HashSet<string> SameAsPlainDfs(ExplorationTarget t, int plainBudget, bool complete = false)
+    {
         var dpor = Run(t, dpor: true);
         Assert.True(dpor.R.Complete);
-        var plain = Run(t, dpor: false);
+        var plain = Run(t, dpor: false, plainBudget: plainBudget);
+        Assert.True(plain.R.Complete || !complete, $"plain DFS stopped at {plain.R.Schedules} schedules");
         if (plain.R.Complete)
         {
             Assert.Equal(plain.Outcomes.Order(), dpor.Outcomes.Order());
@@ -46,6 +122,7 @@ public class DporSoundnessTests
         Assert.Equal(dpor.Violations.Order(), local.Violations.Order());
         var two = Run(t, dpor: true, workers: 2);
         Assert.Equal(TestKit.Fingerprint(dpor.R), TestKit.Fingerprint(two.R));
+        return plain.Outcomes;
     }
 
     public static TheoryData<int> Seeds()

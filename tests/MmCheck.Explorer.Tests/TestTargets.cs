@@ -320,6 +320,54 @@ internal static class Scenarios
         return new Execution(k, () => Outcome.Of(("T0:r", r)));
     });
 
+    /// <summary>
+    /// Per-VMA lock readers against a writer: each reader takes the VMA with lock_vma_under_rcu()
+    /// and reads a word under it (or records that the lookup aborted to the mmap lock); the writer,
+    /// <paramref name="writes"/> times, takes the mmap write lock, vma_start_write(), writes the
+    /// word, and unlocks, which ends the VMA write lock by moving mm_lock_seq on.
+    /// </summary>
+    public static ExplorationTarget PerVmaReadersVsWriter(int readers, int writes) => new LambdaTarget($"per-vma-readers-{readers}-writes-{writes}", (s, g) =>
+    {
+        var k = Boot(g);
+        var p = k.CreateProcess("p");
+        ulong x = (ulong)k.Run(p, () => k.SysMmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        var mm = p.Mm!;
+        ulong wordObj = ObjId.Make(ObjId.Kind.Other, 0x6000);
+        ulong word = 0;
+        var seen = new string[readers];
+        k.UseScheduler(s);
+        for (int i = 0; i < readers; i++)
+        {
+            int r = i;
+            s.Spawn(k.CreateThread(p, $"R{r}"), async () =>
+            {
+                var vma = await k.LockVmaUnderRcu(mm, x);
+                if (vma is null)
+                {
+                    seen[r] = "abort";
+                    return;
+                }
+                await k.Sched.Point(SchedPointKind.ReadOnce, wordObj, "reader");
+                k.Sched.Access(wordObj, write: false);
+                seen[r] = $"{word}";
+                await vma.VmLock.EndRead("reader");
+            }, $"R{r}");
+        }
+        s.Spawn(k.CreateThread(p, "W"), async () =>
+        {
+            for (ulong v = 1; v <= (ulong)writes; v++)
+            {
+                await k.MmapWriteLock(mm);
+                await k.VmaStartWrite(mm.MmMt.VmaLookup(x)!);
+                await k.Sched.Point(SchedPointKind.WriteOnce, wordObj, "writer");
+                k.Sched.Access(wordObj, write: true);
+                word = v;
+                await k.MmapWriteUnlock(mm);
+            }
+        }, "W");
+        return new Execution(k, () => Outcome.Of([.. seen.Select((v, i) => ($"R{i}", v))]));
+    });
+
     /// <summary>The real kernel: one thread stores to an anonymous page while another unmaps it.</summary>
     public static ExplorationTarget StoreVsMunmap(int pages = 1) => new LambdaTarget($"store-vs-munmap-{pages}", (s, g) =>
     {

@@ -384,8 +384,10 @@ public sealed class ExplorerScheduler : Scheduler
         _cur = n;
         _inStep = true;
         Current = slot.Task;
-        // A lock operation writes the lock word: every acquire and release of one lock conflict.
-        if (StoreFootprint && st.Kind is SchedPointKind.LockAcquire or SchedPointKind.LockRelease && st.Obj != 0)
+        // A lock operation reports its own footprint (a reader's, for one, only reads the lock word).
+        // A task woken holding a lock that was handed to it resumes inside the lock: the hand-off
+        // wrote the word, and this step is taken as writing it too.
+        if (StoreFootprint && st.AfterSleep && st.Kind == SchedPointKind.LockAcquire && st.Obj != 0)
         {
             Log.AddFoot(st.Obj | StepLog.WriteBit);
         }

@@ -204,7 +204,9 @@ public sealed class VmaLock : LockBase
     private bool TryStartRead(string fn)
     {
         var k = K;
-        k.Sched.Access(Obj, write: true);
+        // vm_lock_seq against mm_lock_seq, which lives with the mmap lock's word; readers commute.
+        k.Sched.Access(Obj, write: false);
+        k.Sched.Access(_vma.VmMm.MmapLock.Obj, write: false);
         k.Sched.Access(ObjId.Make(ObjId.Kind.Vma, (ulong)_vma.Id), write: false);
         if (IsWriteLocked || !_vma.Attached)
         {
@@ -239,7 +241,8 @@ public sealed class VmaLock : LockBase
     private void ReleaseRead(string fn)
     {
         var k = K;
-        k.Sched.Access(Obj, write: true);
+        // Only a writer waiting for the readers to drain cares which reader leaves last.
+        k.Sched.Access(Obj, write: _writerWait.HasSleepers);
         var t = k.Current!;
         if (!_readers.Remove(t))
         {
@@ -271,6 +274,8 @@ public sealed class VmaLock : LockBase
         while (_readers.Count > 0)
         {
             await _writerWait.Sleep(fn);
+            // Woken in a step of its own: the readers are counted again and vm_lock_seq set.
+            k.Sched.Access(Obj, write: true);
         }
         k.LockdepRelease(t, this, fn);
         VmLockSeq = mm.MmLockSeq;

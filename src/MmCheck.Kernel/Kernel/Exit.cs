@@ -15,8 +15,11 @@ public sealed partial class Kernel
         LockdepAssertNoneHeld(t, "do_exit");
     }
 
-    /// <summary>exit_mm(): detach the mm from the task, then mmput().</summary>
-    /// <remarks>Context: no locks held; may sleep.</remarks>
+    /// <summary>exit_mm(): detach the mm from the task under the mmap read lock (so no writer, a
+    /// core dump in the kernel, sees the task half-gone), then mmput().</summary>
+    /// <remarks>Context: no locks held; may sleep. The kernel also takes task_lock() around the
+    /// store to tsk-&gt;mm, for readers of tsk-&gt;mm such as get_task_mm(); the model has no such
+    /// reader and takes no task lock.</remarks>
     [KernelSymbol("exit_mm", "kernel/exit.c")]
     private async ValueTask ExitMm(TaskStruct t)
     {
@@ -25,7 +28,9 @@ public sealed partial class Kernel
         {
             return;
         }
+        await MmapReadLock(mm);
         t.Mm = null;
+        await MmapReadUnlock(mm);
         await Mmput(mm);
     }
 

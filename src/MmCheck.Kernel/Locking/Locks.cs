@@ -197,6 +197,12 @@ public sealed class SpinLock : LockBase
 /// A reader gets in while no writer holds it and no writer waits (a queued writer blocks new
 /// readers, which is what makes read-recursion deadlock). On release the head waiter is granted:
 /// a writer alone, or every queued reader (rwsem_mark_wake() wakes readers in bulk).
+/// <para>Footprint: the lock word is the writer and the wait queue; each reader's hold is its own.
+/// A reader that gets in or leaves without a writer holding or waiting only reads the word, so two
+/// such reader steps commute (the same reader set either way) and DPOR does not order them; a
+/// reader that queues, or leaves while someone waits, and every writer operation, write it. A
+/// writer's step thus conflicts with every reader step before it, which is what decides whether it
+/// gets in.</para>
 /// </remarks>
 [KernelSymbol("rw_semaphore", "include/linux/rwsem.h")]
 public sealed class RwSemaphore : LockBase
@@ -266,13 +272,14 @@ public sealed class RwSemaphore : LockBase
             k.MightSleep(fn);
         }
         k.LockdepAcquire(t, this, subclass, read: true, trylock: false, fn);
-        k.Sched.Access(Obj, write: true);
         if (_writer is null && !WriterWaiting())
         {
+            k.Sched.Access(Obj, write: false);
             _readers.Add(t);
             EnterAtomic(t);
             return default;
         }
+        k.Sched.Access(Obj, write: true);
         Enqueue(t, read: true);
         return WaitForHandoff(t, fn);
     }
@@ -310,7 +317,7 @@ public sealed class RwSemaphore : LockBase
         var k = K;
         await k.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
         var t = k.Current!;
-        k.Sched.Access(Obj, write: true);
+        k.Sched.Access(Obj, write: false);
         if (_writer is not null || WriterWaiting())
         {
             return false;
@@ -399,7 +406,7 @@ public sealed class RwSemaphore : LockBase
     {
         var k = K;
         var t = k.Current!;
-        k.Sched.Access(Obj, write: true);
+        k.Sched.Access(Obj, write: HasWaiters);
         if (!_readers.Remove(t))
         {
             k.Bug($"up_read of {Name} not read-held by pid {t.Pid}", fn);

@@ -142,6 +142,7 @@ public sealed partial class Kernel
     {
         var s = FolioLockOf(f.Pfn);
         await Sched.Point(SchedPointKind.LockAcquire, s.Obj, fn);
+        Sched.Access(s.Obj, write: true);
         var t = Current!;
         MightSleep(fn);
         LockdepAcquire(t, s, 0, read: false, trylock: false, fn);
@@ -160,6 +161,7 @@ public sealed partial class Kernel
     {
         var s = FolioLockOf(f.Pfn);
         await Sched.Point(SchedPointKind.LockAcquire, s.Obj, fn);
+        Sched.Access(s.Obj, write: true);
         if (FolioTest(f, PageFlags.PG_locked))
         {
             return false;
@@ -178,6 +180,7 @@ public sealed partial class Kernel
     {
         var s = FolioLockOf(f.Pfn);
         await Sched.Point(SchedPointKind.LockRelease, s.Obj, fn);
+        Sched.Access(s.Obj, write: true);
         var t = Current!;
         if (!FolioTest(f, PageFlags.PG_locked))
         {
