@@ -36,6 +36,9 @@ public sealed class ExplorerScheduler : Scheduler
     private InvariantCheckMode _checks;
 
     internal readonly StepLog Log = new();
+    /// <summary>DPOR's happens-before over <see cref="Log"/>, kept here so that its arrays live as
+    /// long as the log's (a DFS engine resets it per execution).</summary>
+    internal readonly RaceDetector Races = new();
     internal int TaskCount;
     /// <summary>Thread of the step that ended last, -1 before the first.</summary>
     internal int LastThread = -1;
@@ -64,6 +67,46 @@ public sealed class ExplorerScheduler : Scheduler
     {
     }
 
+    /// <summary>A scheduler kept by this thread between runs, so that its step log and race
+    /// detector keep their grown arrays instead of an exploration, a replay or a probe allocating
+    /// them afresh.</summary>
+    [ThreadStatic]
+    private static ExplorerScheduler? t_idle;
+
+    /// <summary>The thread's idle scheduler, or a new one; give it back with <see cref="Return"/>.</summary>
+    internal static ExplorerScheduler Rent()
+    {
+        var s = t_idle ?? new ExplorerScheduler();
+        t_idle = null;
+        return s;
+    }
+
+    /// <summary>Keeps this scheduler for the thread's next run; the last execution's kernel goes
+    /// to the thread's pools like every other (see <see cref="ExplorationTarget.Prepare"/>).</summary>
+    internal void Return()
+    {
+        ReleaseTasks();
+        _kernel?.Recycle();
+        _kernel = null;
+        _graph = null;
+        _ctl = null!;
+        LockNames = null;
+        Current = null;
+        Log.Reset();
+        t_idle = this;
+    }
+
+    private void ReleaseTasks()
+    {
+        for (int i = 0; i < TaskCount; i++)
+        {
+            _slots[i].Continuation = null;
+            _slots[i].Body = null;
+            _slots[i].Task = null!;
+        }
+        TaskCount = 0;
+    }
+
     internal Kernel? Kernel => _kernel;
 
     internal LockGraph? Graph => _graph;
@@ -74,13 +117,7 @@ public sealed class ExplorerScheduler : Scheduler
     internal void BeginExecution(IScheduleController ctl, bool storeFootprint, bool recordEffects, int maxSteps, InvariantCheckMode checks)
     {
         _ctl = ctl;
-        for (int i = 0; i < TaskCount; i++)
-        {
-            _slots[i].Continuation = null;
-            _slots[i].Body = null;
-            _slots[i].Task = null!;
-        }
-        TaskCount = 0;
+        ReleaseTasks();
         Log.Reset();
         _cur = -1;
         _next = -1;

@@ -35,7 +35,7 @@ internal sealed class DfsEngine : IScheduleController
     private readonly Stack<DfsNode> _pool = new();
     private readonly List<SleepEntry> _sleep = [];
     private readonly List<SleepEntry> _scratch = [];
-    private readonly RaceDetector _races = new();
+    private readonly RaceDetector _races;
     private readonly Action<int, ulong> _onRace;
     private readonly List<int> _created = [];
     private readonly List<DfsNode> _published = [];
@@ -56,6 +56,7 @@ internal sealed class DfsEngine : IScheduleController
         _worker = worker;
         _target = target;
         _s = scheduler;
+        _races = scheduler.Races;
         _settings = settings;
         _coord = coordinator;
         _split = coordinator?.SplitDepth ?? 0;

@@ -16,7 +16,7 @@ internal static class DfsExplorer
         int incomplete = 0;
         into.CpuTime += WorkerPool.Run(opt.Workers, worker =>
         {
-            var sched = new ExplorerScheduler();
+            var sched = ExplorerScheduler.Rent();
             var engine = new DfsEngine(target, sched, settings, coord, worker);
             var graph = new LockGraph();
             var state = new DfsResults.UnitState();
@@ -50,6 +50,7 @@ internal static class DfsExplorer
                     coord.Stop();
                 }
             }
+            sched.Return();
         }, coord.Stop);
 
         results.WriteTo(into);

@@ -91,7 +91,7 @@ internal static class SampleExplorer
         }
         into.CpuTime += WorkerPool.Run(opt.Workers, w =>
         {
-            var sched = new ExplorerScheduler();
+            var sched = ExplorerScheduler.Rent();
             var col = collectors[w] = new RunCollector(traces);
             var rnd = new RandomController();
             var pct = new PctController();
@@ -156,6 +156,7 @@ internal static class SampleExplorer
                     Advance();
                 }
             }
+            sched.Return();
         });
         if (repeatStop >= 0)
         {
@@ -201,14 +202,16 @@ internal static class SampleExplorer
     /// </summary>
     public static (int Steps, bool OneSchedule) Probe(ExplorationTarget target, ExplorationOptions opt) => WorkerPool.Isolated(() =>
     {
-        var sched = new ExplorerScheduler();
+        var sched = ExplorerScheduler.Rent();
         var graph = new LockGraph();
         var ctl = new DefaultController();
         sched.BeginExecution(ctl, storeFootprint: false, recordEffects: false, opt.MaxStepsPerSchedule, InvariantCheckMode.Off);
         var ex = target.Prepare(sched, graph);
         sched.Attach(ex.Kernel, graph);
         sched.Run();
-        return (Math.Max(1, sched.Log.Count), ctl.Branches == 0 && sched.Log.DataCount == 0);
+        var probe = (Math.Max(1, sched.Log.Count), ctl.Branches == 0 && sched.Log.DataCount == 0);
+        sched.Return();
+        return probe;
     });
 
     /// <summary>A hash of an execution's decisions: the thread of every step and every data value.</summary>

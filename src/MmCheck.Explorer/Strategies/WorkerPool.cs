@@ -6,8 +6,19 @@ namespace MmCheck.Explorer;
 /// execution context flows (the model uses no AsyncLocal), so that resuming a suspended kernel
 /// frame is a plain call rather than a switch into the captured context at every level.
 /// </summary>
+/// <remarks>
+/// The threads live as long as the process and are reused: an exploration, and each replay that
+/// checks a counterexample, would otherwise start a thread, and each new thread starts with empty
+/// per-thread pools (<c>RecycledArrays</c>: page tables, mem_map chunks, TLB sets), so its first
+/// kernel allocated all of them afresh, most of a megabyte for a scenario explored in one
+/// schedule. The pools hand out zeroed arrays, so what a thread ran before changes no result.
+/// </remarks>
 internal static class WorkerPool
 {
+    /// <summary>Idle threads, most recently used first (its pools are the warmest). Guarded by itself.</summary>
+    private static readonly Stack<Worker> s_idle = new();
+    private static int s_created;
+
     /// <summary>Runs <paramref name="body"/>(worker index) on <paramref name="workers"/> threads;
     /// rethrows the first failure after calling <paramref name="onFailure"/>. Returns the CPU time
     /// the workers used (zero where the platform does not tell).</summary>
@@ -16,13 +27,12 @@ internal static class WorkerPool
         workers = Math.Max(1, workers);
         var errors = new Exception?[workers];
         var cpu = new long[workers];
-        var threads = new Thread[workers];
+        var done = new Countdown(workers);
         for (int w = 0; w < workers; w++)
         {
             int id = w;
-            threads[w] = new Thread(() =>
+            Take().Start(() =>
             {
-                using var noFlow = ExecutionContext.SuppressFlow();
                 long start = ThreadCpuTime.Nanoseconds();
                 try
                 {
@@ -36,17 +46,9 @@ internal static class WorkerPool
                     errors[id] = e;
                     onFailure?.Invoke();
                 }
-            }, 16 << 20)
-            {
-                IsBackground = true,
-                Name = $"mmcheck-explorer-{id}",
-            };
-            threads[w].UnsafeStart();
+            }, done);
         }
-        foreach (var t in threads)
-        {
-            t.Join();
-        }
+        done.Wait();
         foreach (var e in errors)
         {
             if (e is not null)
@@ -63,5 +65,92 @@ internal static class WorkerPool
         T result = default!;
         Run(1, _ => result = f());
         return result;
+    }
+
+    /// <summary>An idle thread, or a new one when none is idle (a worker's own nested run, such as
+    /// a replay started from inside an exploration, takes another thread).</summary>
+    private static Worker Take()
+    {
+        lock (s_idle)
+        {
+            if (s_idle.Count > 0)
+            {
+                return s_idle.Pop();
+            }
+        }
+        return new Worker(Interlocked.Increment(ref s_created));
+    }
+
+    /// <summary>The jobs of one run still going (a monitor, not a CountdownEvent: nothing to
+    /// dispose while the last worker may still be inside its signal).</summary>
+    private sealed class Countdown(int count)
+    {
+        private int _left = count;
+
+        public void Signal()
+        {
+            lock (this)
+            {
+                if (--_left == 0)
+                {
+                    Monitor.PulseAll(this);
+                }
+            }
+        }
+
+        public void Wait()
+        {
+            lock (this)
+            {
+                while (_left > 0)
+                {
+                    Monitor.Wait(this);
+                }
+            }
+        }
+    }
+
+    private sealed class Worker
+    {
+        private readonly SemaphoreSlim _go = new(0);
+        private Action? _job;
+        private Countdown? _done;
+
+        public Worker(int id)
+        {
+            var thread = new Thread(Loop, 16 << 20)
+            {
+                IsBackground = true,
+                Name = $"mmcheck-explorer-{id}",
+            };
+            thread.UnsafeStart();
+        }
+
+        public void Start(Action job, Countdown done)
+        {
+            _job = job;
+            _done = done;
+            _go.Release();
+        }
+
+        private void Loop()
+        {
+            using var noFlow = ExecutionContext.SuppressFlow();
+            while (true)
+            {
+                _go.Wait();
+                var job = _job!;
+                var done = _done!;
+                _job = null;
+                _done = null;
+                job();
+                // Idle again before the caller hears of it, so that its next run finds this thread.
+                lock (s_idle)
+                {
+                    s_idle.Push(this);
+                }
+                done.Signal();
+            }
+        }
     }
 }

@@ -82,7 +82,7 @@ internal static class Minimizer
             var traces = new TraceFactory(original.Scenario, original.Strategy, original.Seed, original.Settings);
             var best = original;
             int used = 0;
-            var sched = new ExplorerScheduler();
+            var sched = ExplorerScheduler.Rent();
             for (int k = 0; k <= original.Preemptions && used < budget; k++)
             {
                 var settings = new DfsSettings(Dpor: false, MaxPreemptions: k, opt.MaxStepsPerSchedule, opt.InvariantChecks);
@@ -116,6 +116,7 @@ internal static class Minimizer
                     break;
                 }
             }
+            sched.Return();
             return best;
         });
     }

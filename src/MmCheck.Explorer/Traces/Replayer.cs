@@ -118,9 +118,17 @@ public static class Replayer
 
     private static ReplayResult ReplayCore(ExplorationTarget target, Trace trace, bool recordEffects, InvariantCheckMode checks, int maxSteps)
     {
+        var sched = ExplorerScheduler.Rent();
+        var r = ReplayCore(target, trace, recordEffects, checks, maxSteps, sched);
+        sched.Return();
+        return r;
+    }
+
+    private static ReplayResult ReplayCore(ExplorationTarget target, Trace trace, bool recordEffects, InvariantCheckMode checks, int maxSteps,
+        ExplorerScheduler sched)
+    {
         var graph = new LockGraph();
         var preludeFindings = new List<Finding>();
-        var sched = new ExplorerScheduler();
         ReplayMismatch? mismatch = null;
         for (int p = 0; p < trace.Prelude.Count && mismatch is null; p++)
         {

@@ -59,23 +59,35 @@ public sealed partial class Kernel
     internal bool IsRawIomemVma(VmAreaStruct? vma) =>
         vma is null || (vma.VmFile is { } f && (f.FMapping == _iomemInode?.IMapping || f.FInode.Kind is DevMemKind or ProcBusPciKind or PciSysfsResourceKind));
 
-    /// <summary>Every present user leaf of every live mm: (mm, address, PFN of the first page, pages, level).</summary>
-    public IEnumerable<(MmStruct Mm, ulong Addr, ulong Pfn, ulong Pages, int Level, ulong Entry)> UserLeaves()
+    /// <summary>A present user leaf: its mm, address, the PFN of its first page, how many pages,
+    /// its level (1 PTE, 2 PMD, 3 PUD) and the entry.</summary>
+    public readonly record struct UserLeaf(MmStruct Mm, ulong Addr, ulong Pfn, ulong Pages, int Level, ulong Entry);
+
+    /// <summary>Scratch for the revoked-range check, per thread (see <see cref="t_pteLeaves"/>).</summary>
+    [ThreadStatic]
+    private static List<UserLeaf>? t_userLeaves;
+
+    /// <summary>Every present user leaf of every live mm.</summary>
+    public List<UserLeaf> UserLeaves()
     {
-        foreach (var mm in Mms.ToList())
+        var leaves = new List<UserLeaf>();
+        CollectUserLeaves(leaves);
+        return leaves;
+    }
+
+    private void CollectUserLeaves(List<UserLeaf> into)
+    {
+        into.Clear();
+        foreach (var mm in Mms)
         {
-            if (mm == InitMm || mm.Dead)
+            if (mm != InitMm && !mm.Dead)
             {
-                continue;
-            }
-            foreach (var leaf in WalkUserLeaves(mm, mm.Pgd, 5, 0))
-            {
-                yield return leaf;
+                WalkUserLeaves(into, mm, mm.Pgd, 5, 0);
             }
         }
     }
 
-    private IEnumerable<(MmStruct Mm, ulong Addr, ulong Pfn, ulong Pages, int Level, ulong Entry)> WalkUserLeaves(MmStruct mm, PageTable table, int entryLevel, ulong baseAddr)
+    private void WalkUserLeaves(List<UserLeaf> into, MmStruct mm, PageTable table, int entryLevel, ulong baseAddr)
     {
         var p = Paging;
         int shift = entryLevel == 5 ? p.PgdirShift : p.ShiftOfLevel(entryLevel);
@@ -97,7 +109,7 @@ public sealed partial class Kernel
                 var pte = new Pte(v);
                 if (PtePresent(pte))
                 {
-                    yield return (mm, addr, PtePfn(pte), 1, 1, v);
+                    into.Add(new UserLeaf(mm, addr, PtePfn(pte), 1, 1, v));
                 }
                 continue;
             }
@@ -110,16 +122,12 @@ public sealed partial class Kernel
             if (leaf)
             {
                 ulong pfn = (v & X86Pte.PTE_PFN_MASK & ~((1UL << shift) - 1)) >> PAGE_SHIFT;
-                yield return (mm, addr, pfn, 1UL << (shift - PAGE_SHIFT), entryLevel == 5 ? 2 : entryLevel, v);
+                into.Add(new UserLeaf(mm, addr, pfn, 1UL << (shift - PAGE_SHIFT), entryLevel == 5 ? 2 : entryLevel, v));
                 continue;
             }
-            if (Handles.Get(MemMap.Mapping(TablePfn(v))) is not PageTable child)
+            if (Handles.Get(MemMap.Mapping(TablePfn(v))) is PageTable child)
             {
-                continue;
-            }
-            foreach (var l in WalkUserLeaves(mm, child, next, addr))
-            {
-                yield return l;
+                WalkUserLeaves(into, mm, child, next, addr);
             }
         }
     }
@@ -145,9 +153,16 @@ public sealed partial class Kernel
         return _revoked.Count == 0 ? [] : CheckRevokedRangesMapped();
     }
 
+    /// <summary>One finding per mapping (address space and VMA) that still maps a revoked range,
+    /// naming the first page found and how many more there are: the check runs after most steps,
+    /// and a message per mapped page at every one of them was most of what a violating exploration
+    /// allocated.</summary>
     private IEnumerable<string> CheckRevokedRangesMapped()
     {
-        foreach (var (mm, addr, pfn, pages, level, _) in UserLeaves())
+        List<(MmStruct Mm, RevokedRange Range, ulong Pfn, ulong Addr, int Level, VmAreaStruct? Vma, ulong Pages)>? hits = null;
+        var leaves = t_userLeaves ??= [];
+        CollectUserLeaves(leaves);
+        foreach (var (mm, addr, pfn, pages, level, _) in leaves)
         {
             ulong first = pfn, last = pfn + pages - 1;
             foreach (var r in _revoked)
@@ -162,11 +177,35 @@ public sealed partial class Kernel
                 {
                     continue;
                 }
-                string lvl = level switch { 1 => "PTE", 2 => "PMD", 3 => "PUD", _ => "leaf" };
-                yield return $"mm#{mm.Id} still maps pfn {Math.Max(first, rs):x} at {addr:x} ({lvl}, " +
-                             $"{(vma is null ? "no VMA in the tree" : vma.ToString() + " of " + vma.VmFile)}) after the revoke for {r.What}";
+                ulong n = Math.Min(last, re) - Math.Max(first, rs) + 1;
+                hits ??= [];
+                int i = hits.Count - 1;
+                while (i >= 0 && !(hits[i].Mm == mm && hits[i].Vma == vma && hits[i].Range == r))
+                {
+                    i--;
+                }
+                if (i < 0)
+                {
+                    hits.Add((mm, r, Math.Max(first, rs), addr, level, vma, n));
+                }
+                else
+                {
+                    hits[i] = hits[i] with { Pages = hits[i].Pages + n };
+                }
                 break;
             }
+        }
+        leaves.Clear();
+        if (hits is null)
+        {
+            yield break;
+        }
+        foreach (var (mm, r, pfn, addr, level, vma, pages) in hits)
+        {
+            string lvl = level switch { 1 => "PTE", 2 => "PMD", 3 => "PUD", _ => "leaf" };
+            string more = pages > 1 ? $" and {pages - 1} more page(s) of the range" : "";
+            yield return $"mm#{mm.Id} still maps pfn {pfn:x} at {addr:x} ({lvl}, " +
+                         $"{(vma is null ? "no VMA in the tree" : vma.ToString() + " of " + vma.VmFile)}){more} after the revoke for {r.What}";
         }
     }
 

@@ -87,7 +87,7 @@ public sealed partial class Kernel
     /// Model-only: this instance is finished; its storage (page-table entries, mem_map chunks, TLB
     /// sets) goes to this thread's <see cref="RecycledArrays{T}"/> for the next instance built on it.
     /// Nothing may use the instance afterwards (its tables are gone, so a stray use throws): the
-    /// explorer calls it when it begins the next execution.
+    /// explorer calls it when it begins the next execution, and for the last one when the run ends.
     /// </summary>
     public void Recycle()
     {

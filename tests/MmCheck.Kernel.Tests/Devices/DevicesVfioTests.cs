@@ -409,8 +409,8 @@ public class DevicesVfioTests
         Assert.False(p.Pagemap(a).Present);
         Assert.True(child.Pagemap(a).Present);
         var v = Violations(p.K, Invariants.RevokedIomemMapped);
-        Assert.Equal(16, v.Count);
-        Assert.All(v, m => Assert.Contains($"mm#{child.Mm.Id}", m));
+        Assert.Contains($"mm#{child.Mm.Id}", Assert.Single(v));
+        Assert.Contains("and 15 more page(s)", v[0]);
         // The child reads the BAR while memory decoding is off.
         Assert.True(child.Load(a).Ok);
     }
