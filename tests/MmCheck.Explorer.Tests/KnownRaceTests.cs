@@ -198,6 +198,17 @@ public class KnownRaceTests
     }
 
     [Fact]
+    public void AWriterWaitingInVmaStartWriteTurnsNewPerVmaReadersAway()
+    {
+        // __vma_enter_locked() puts VMA_LOCK_OFFSET in vm_refcnt before it waits, so readers that
+        // come while it waits fail vma_start_read() and fall back to the mmap lock.
+        var r = TestKit.Dfs(Scenarios.PerVmaReaderWhileWriterWaits());
+        Assert.True(r.Complete);
+        Assert.Empty(r.Violations);
+        Assert.Equal(new[] { "abort", "ok" }, r.Outcomes.Select(o => o.Outcome["R1"]).Distinct().Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void TheOrphanPteShowsAtExitAsABadRssCounter()
     {
         // exit_mmap() zaps only VMAs: the page the stale fault mapped stays counted, and check_mm()

@@ -368,6 +368,46 @@ internal static class Scenarios
         return new Execution(k, () => Outcome.Of([.. seen.Select((v, i) => ($"R{i}", v))]));
     });
 
+    /// <summary>
+    /// A per-VMA reader holds the VMA across a preemption point while a writer takes the mmap
+    /// write lock and vma_start_write(); a second reader tries the VMA lock: "ok" or "abort", and
+    /// with "ok" whether the writer was already waiting for the readers right then.
+    /// </summary>
+    public static ExplorationTarget PerVmaReaderWhileWriterWaits() => new LambdaTarget("per-vma-reader-while-writer-waits", (s, g) =>
+    {
+        var k = Boot(g);
+        var p = k.CreateProcess("p");
+        ulong x = (ulong)k.Run(p, () => k.SysMmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        var mm = p.Mm!;
+        string second = "";
+        k.UseScheduler(s);
+        s.Spawn(k.CreateThread(p, "R0"), async () =>
+        {
+            var vma = await k.LockVmaUnderRcu(mm, x);
+            if (vma is not null)
+            {
+                await k.Sched.Point(SchedPointKind.Preempt, 0, "holding");
+                await vma.VmLock.EndRead("R0");
+            }
+        }, "R0");
+        s.Spawn(k.CreateThread(p, "W"), async () =>
+        {
+            await k.MmapWriteLock(mm);
+            await k.VmaStartWrite(mm.MmMt.VmaLookup(x)!);
+            await k.MmapWriteUnlock(mm);
+        }, "W");
+        s.Spawn(k.CreateThread(p, "R1"), async () =>
+        {
+            var vma = await k.LockVmaUnderRcu(mm, x);
+            second = vma is null ? "abort" : vma.VmLock.WriterEntered ? "ok, writer waiting" : "ok";
+            if (vma is not null)
+            {
+                await vma.VmLock.EndRead("R1");
+            }
+        }, "R1");
+        return new Execution(k, () => Outcome.Of(("R1", second)));
+    });
+
     /// <summary>The real kernel: one thread stores to an anonymous page while another unmaps it.</summary>
     public static ExplorationTarget StoreVsMunmap(int pages = 1) => new LambdaTarget($"store-vs-munmap-{pages}", (s, g) =>
     {

@@ -170,6 +170,11 @@ public sealed class VmaLock : LockBase
     private readonly WaitQueueHead _writerWait;
     /// <summary>vma->vm_lock_seq: equal to mm_lock_seq while write-locked.</summary>
     public long VmLockSeq = -1;
+    /// <summary>A writer in vma_start_write() waits for the readers to drain: VMA_LOCK_OFFSET is in
+    /// vm_refcnt (__vma_enter_locked()), so vma_start_read() fails until it leaves. Before v6.15
+    /// the writer queued on the VMA's rw_semaphore, where a waiting writer fails down_read_trylock()
+    /// alike.</summary>
+    public bool WriterEntered { get; private set; }
 
     internal VmaLock(Kernel k, VmAreaStruct vma) : base(k, LockClass.VmaLock, $"vma#{vma.Id}.vm_lock")
     {
@@ -186,7 +191,8 @@ public sealed class VmaLock : LockBase
     public override bool IsHeldBy(TaskStruct t) => _readers.Contains(t) ||
                                                    (IsWriteLocked && _vma.VmMm.MmapLock.IsWriteHeldBy(t));
 
-    /// <summary>vma_start_read(): fails if the VMA is write-locked or detached; never sleeps.</summary>
+    /// <summary>vma_start_read(): fails if the VMA is write-locked, a writer waits for its readers,
+    /// or it is detached; never sleeps.</summary>
     /// <remarks>Context: under RCU (lock_vma_under_rcu()), the mmap lock not held.</remarks>
     [KernelSymbol("vma_start_read", "mm/mmap_lock.c")]
     public ValueTask<bool> StartRead([CallerMemberName] string fn = "")
@@ -208,7 +214,7 @@ public sealed class VmaLock : LockBase
         k.Sched.Access(Obj, write: false);
         k.Sched.Access(_vma.VmMm.MmapLock.Obj, write: false);
         k.Sched.Access(ObjId.Make(ObjId.Kind.Vma, (ulong)_vma.Id), write: false);
-        if (IsWriteLocked || !_vma.Attached)
+        if (IsWriteLocked || WriterEntered || !_vma.Attached)
         {
             return false;
         }
@@ -271,12 +277,14 @@ public sealed class VmaLock : LockBase
         var t = k.Current!;
         // Lockdep sees the exclusion of readers as a momentary write acquisition.
         k.LockdepAcquire(t, this, 0, read: false, trylock: false, fn);
+        WriterEntered = true;
         while (_readers.Count > 0)
         {
             await _writerWait.Sleep(fn);
             // Woken in a step of its own: the readers are counted again and vm_lock_seq set.
             k.Sched.Access(Obj, write: true);
         }
+        WriterEntered = false;
         k.LockdepRelease(t, this, fn);
         VmLockSeq = mm.MmLockSeq;
     }
