@@ -7,11 +7,13 @@ namespace MmCheck.Explorer;
 /// frame is a plain call rather than a switch into the captured context at every level.
 /// </summary>
 /// <remarks>
-/// The threads live as long as the process and are reused: an exploration, and each replay that
-/// checks a counterexample, would otherwise start a thread, and each new thread starts with empty
-/// per-thread pools (<c>RecycledArrays</c>: page tables, mem_map chunks, TLB sets), so its first
-/// kernel allocated all of them afresh, most of a megabyte for a scenario explored in one
-/// schedule. The pools hand out zeroed arrays, so what a thread ran before changes no result.
+/// A run on one thread (an exploration on one worker, the probe, a minimisation, each replay that
+/// checks a counterexample) takes a thread the pool keeps for the life of the process: a new
+/// thread starts with empty per-thread pools (<c>RecycledArrays</c>: page tables, mem_map chunks,
+/// TLB sets; the idle <see cref="ExplorerScheduler"/>), so its first kernel allocated all of them
+/// afresh, most of a megabyte for a scenario explored in one schedule. The pools hand out zeroed
+/// arrays, so what a thread ran before changes no result. A run on several workers starts fresh
+/// threads (<see cref="StartFresh"/>).
 /// </remarks>
 internal static class WorkerPool
 {
@@ -31,7 +33,7 @@ internal static class WorkerPool
         for (int w = 0; w < workers; w++)
         {
             int id = w;
-            Take().Start(() =>
+            Action job = () =>
             {
                 long start = ThreadCpuTime.Nanoseconds();
                 try
@@ -46,7 +48,15 @@ internal static class WorkerPool
                     errors[id] = e;
                     onFailure?.Invoke();
                 }
-            }, done);
+            };
+            if (workers == 1)
+            {
+                Take().Start(job, done);
+            }
+            else
+            {
+                StartFresh(job, done, id);
+            }
         }
         done.Wait();
         foreach (var e in errors)
@@ -65,6 +75,24 @@ internal static class WorkerPool
         T result = default!;
         Run(1, _ => result = f());
         return result;
+    }
+
+    /// <summary>A thread for one worker of a parallel run: kept threads, woken from a semaphore,
+    /// were placed by the OS next to the thread that woke them rather than on the idle CPU, and
+    /// two workers got a median 1.62x where fresh threads get 1.78x (docs/performance.md).</summary>
+    private static void StartFresh(Action job, Countdown done, int id)
+    {
+        var thread = new Thread(() =>
+        {
+            using var noFlow = ExecutionContext.SuppressFlow();
+            job();
+            done.Signal();
+        }, 16 << 20)
+        {
+            IsBackground = true,
+            Name = $"mmcheck-explorer-parallel-{id}",
+        };
+        thread.UnsafeStart();
     }
 
     /// <summary>An idle thread, or a new one when none is idle (a worker's own nested run, such as
