@@ -232,7 +232,7 @@ public static class BenchSuite
         {
             string first = x.FirstViolationMs is { } ms ? string.Create(inv, $"first violation at {ms:F1} ms") : "clean";
             w.WriteLine(string.Create(inv,
-                $"    {x.Scenario,-44} {x.PointsPerCpuSecond / 1e6,6:F2} M/CPU s  {x.Schedules,7} schedules {x.Steps,9} points{(x.Complete ? "" : " (incomplete)")}  {first}{(x.AsExpected ? "" : $"  NOT AS EXPECTED: {x.Observed}")}"));
+                $"    {x.Scenario,-44} {x.PointsPerCpuSecond / 1e6,6:F2} M/CPU s  {x.Schedules,7} schedules {x.Steps,9} points{(x.Complete ? "" : " (incomplete)")} {x.Runs,5} runs  {first}{(x.AsExpected ? "" : $"  NOT AS EXPECTED: {x.Observed}")}"));
         }
         foreach (var err in s.Errors)
         {
