@@ -47,9 +47,7 @@ internal static class RandomPrograms
         var program = new Instr[threads][];
         for (int t = 0; t < threads; t++)
         {
-            program[t] = rwsem
-                ? RwBody(rng, ops, words, allowSpawn: t == 0, depth: 0, outer: -1)
-                : Body(rng, ops, words, allowSpawn: t == 0, depth: 0, outer: -1);
+            program[t] = Body(rng, ops, words, allowSpawn: t == 0, depth: 0, outer: -1, rwsem);
         }
         return Target($"random-program{(rwsem ? "-rwsem" : "")}-{seed}", program, words);
     }
@@ -124,55 +122,16 @@ internal static class RandomPrograms
         });
     }
 
-    private static Instr[] Body(Random rng, int ops, int words, bool allowSpawn, int depth, int outer)
+    /// <summary>A random thread body. With <paramref name="rwsem"/>, lock indices from
+    /// <see cref="FirstRwsem"/> on are rw_semaphores (taken for write by <see cref="Op.LockUnlock"/>)
+    /// and read sections appear; without, the draws are those the mutex programs always made.</summary>
+    private static Instr[] Body(Random rng, int ops, int words, bool allowSpawn, int depth, int outer, bool rwsem)
     {
         var list = new List<Instr>();
+        int n = s_classes.Length + (rwsem ? s_rwClasses.Length : 0);
         for (int i = 0; i < ops; i++)
         {
-            int r = rng.Next(allowSpawn ? 12 : 11);
-            var op = r switch
-            {
-                < 3 => Op.Read,
-                < 6 => Op.Write,
-                < 8 => Op.Add,
-                < 10 => depth <= 1 ? Op.LockUnlock : Op.Read,
-                10 => Op.Choose,
-                _ => Op.Spawn,
-            };
-            // Nested locks never repeat one already held (that would be a self-deadlock).
-            int n = s_classes.Length;
-            int lk = outer < 0 ? rng.Next(n) : (outer + 1 + rng.Next(n - 1)) % n;
-            Instr[]? child = op == Op.Spawn ? Body(rng, 1, words, false, 1, -1) : null;
-            Instr[]? inside = op == Op.LockUnlock ? Body(rng, 1, words, false, depth + 1, lk) : null;
-            list.Add(new Instr(op, rng.Next(words), lk, 1 + rng.Next(3), child, inside));
-            if (op == Op.Spawn)
-            {
-                allowSpawn = false;
-            }
-        }
-        return [.. list];
-    }
-
-    /// <summary>As <see cref="Body"/>, with rw_semaphore sections: a lock index from
-    /// <see cref="FirstRwsem"/> on is an rwsem, taken for write by <see cref="Op.LockUnlock"/>.</summary>
-    private static Instr[] RwBody(Random rng, int ops, int words, bool allowSpawn, int depth, int outer)
-    {
-        var list = new List<Instr>();
-        int n = s_classes.Length + s_rwClasses.Length;
-        for (int i = 0; i < ops; i++)
-        {
-            int r = rng.Next(allowSpawn ? 14 : 13);
-            var op = r switch
-            {
-                < 2 => Op.Read,
-                < 4 => Op.Write,
-                < 5 => Op.Add,
-                < 7 => depth <= 1 ? Op.LockUnlock : Op.Read,
-                < 10 => depth <= 1 ? Op.ReadSection : Op.Read,
-                < 12 => depth <= 1 ? Op.TryReadSection : Op.Write,
-                12 => Op.Choose,
-                _ => Op.Spawn,
-            };
+            var op = rwsem ? RwOp(rng.Next(allowSpawn ? 14 : 13), depth) : MutexOp(rng.Next(allowSpawn ? 12 : 11), depth);
             // Nested sections never take a lock already held (recursion is a self-deadlock).
             int lk;
             if (op is Op.ReadSection or Op.TryReadSection)
@@ -187,9 +146,9 @@ internal static class RandomPrograms
             {
                 lk = outer < 0 ? rng.Next(n) : (outer + 1 + rng.Next(n - 1)) % n;
             }
-            Instr[]? child = op == Op.Spawn ? RwBody(rng, 1, words, false, 1, -1) : null;
+            Instr[]? child = op == Op.Spawn ? Body(rng, 1, words, false, 1, -1, rwsem) : null;
             Instr[]? inside = op is Op.LockUnlock or Op.ReadSection or Op.TryReadSection
-                ? RwBody(rng, 1, words, false, depth + 1, lk)
+                ? Body(rng, 1, words, false, depth + 1, lk, rwsem)
                 : null;
             list.Add(new Instr(op, rng.Next(words), lk, 1 + rng.Next(3), child, inside));
             if (op == Op.Spawn)
@@ -199,6 +158,28 @@ internal static class RandomPrograms
         }
         return [.. list];
     }
+
+    private static Op MutexOp(int r, int depth) => r switch
+    {
+        < 3 => Op.Read,
+        < 6 => Op.Write,
+        < 8 => Op.Add,
+        < 10 => depth <= 1 ? Op.LockUnlock : Op.Read,
+        10 => Op.Choose,
+        _ => Op.Spawn,
+    };
+
+    private static Op RwOp(int r, int depth) => r switch
+    {
+        < 2 => Op.Read,
+        < 4 => Op.Write,
+        < 5 => Op.Add,
+        < 7 => depth <= 1 ? Op.LockUnlock : Op.Read,
+        < 10 => depth <= 1 ? Op.ReadSection : Op.Read,
+        < 12 => depth <= 1 ? Op.TryReadSection : Op.Write,
+        12 => Op.Choose,
+        _ => Op.Spawn,
+    };
 
     private static async ValueTask Run(Linux.Kernel k, ExplorerScheduler s, Instr[] body, ulong[] mem, Linux.Mutex[] locks,
         RwSemaphore[] rwsems, List<(string, ulong)>[] regs, TaskStruct[] tasks, int self)
