@@ -160,6 +160,35 @@ public class LockingTests
     // ---- mmap_lock assertions and the vm_flags_*() wrappers ----
 
     [Theory]
+    [InlineData("none", true)]
+    [InlineData("read", false)]
+    [InlineData("write", false)]
+    public void FindVmaAssertsTheMmapLockWhereVmaLookupDoesNot(string held, bool finding)
+    {
+        // find_vma() asserts mmap_assert_locked(); vma_lookup() is mtree_load(), which
+        // lock_vma_under_rcu() also does without the mmap lock.
+        var k = new Linux.Kernel();
+        var t = k.CreateProcess("t");
+        var mm = t.Mm!;
+        ulong a = (ulong)k.Run(t, () => k.SysMmap(0, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        VmAreaStruct? found = null, looked = null;
+        k.Run(t, async () =>
+        {
+            if (held == "read") { await k.MmapReadLock(mm); }
+            if (held == "write") { await k.MmapWriteLock(mm); }
+            looked = mm.MmMt.VmaLookup(a);
+            Assert.Empty(k.Findings);
+            found = mm.MmMt.FindVma(a);
+            if (held == "read") { await k.MmapReadUnlock(mm); }
+            if (held == "write") { await k.MmapWriteUnlock(mm); }
+        });
+        Assert.NotNull(looked);
+        Assert.Same(looked, found);
+        Assert.Equal(finding, k.Findings.Any(f => f.Invariant == Invariants.LockAssert && f.Function == "find_vma"));
+        Assert.Equal(finding ? 1 : 0, k.Findings.Count);
+    }
+
+    [Theory]
     [InlineData("none", true, true)]
     [InlineData("read", false, true)]
     [InlineData("write", false, false)]

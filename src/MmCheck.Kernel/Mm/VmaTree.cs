@@ -10,12 +10,14 @@ public sealed class VmaTree
 {
     private readonly List<VmAreaStruct> _vmas = [];
     private readonly Kernel _k;
+    private readonly MmStruct _mm;
     /// <summary>Footprint identity of the tree.</summary>
     public readonly ulong Obj;
 
     internal VmaTree(Kernel k, MmStruct mm)
     {
         _k = k;
+        _mm = mm;
         Obj = ObjId.Make(ObjId.Kind.VmaTree, (ulong)mm.Id);
     }
 
@@ -48,22 +50,31 @@ public sealed class VmaTree
     }
 
     /// <summary>find_vma(): the first VMA with vm_end &gt; addr, or null.</summary>
-    /// <remarks>Context: mmap_lock held, read or write (the kernel asserts it; the model does not).</remarks>
+    /// <remarks>Context: mmap_lock held, read or write (mmap_assert_locked()).</remarks>
     [KernelSymbol("find_vma", "mm/mmap.c")]
     public VmAreaStruct? FindVma(ulong addr)
+    {
+        _k.MmapAssertLocked(_mm, "find_vma");
+        return MtFind(addr);
+    }
+
+    /// <summary>mt_find() from addr: the first VMA with vm_end &gt; addr, or null, asserting nothing.</summary>
+    /// <remarks>Context: the tree kept stable by the mmap lock or read under RCU.</remarks>
+    [KernelSymbol("mt_find", "lib/maple_tree.c")]
+    private VmAreaStruct? MtFind(ulong addr)
     {
         _k.Sched.Access(Obj, write: false);
         int i = LowerBound(addr);
         return i < _vmas.Count ? _vmas[i] : null;
     }
 
-    /// <summary>vma_lookup(): the VMA containing addr, or null.</summary>
+    /// <summary>vma_lookup(): the VMA containing addr, or null (mtree_load(), which asserts no lock).</summary>
     /// <remarks>Context: mmap_lock held; or, in lock_vma_under_rcu(), a lockless lookup whose VMA is revalidated once
     /// read-locked.</remarks>
     [KernelSymbol("vma_lookup", "include/linux/mm.h")]
     public VmAreaStruct? VmaLookup(ulong addr)
     {
-        var v = FindVma(addr);
+        var v = MtFind(addr);
         return v is not null && v.VmStart <= addr ? v : null;
     }
 
@@ -79,7 +90,7 @@ public sealed class VmaTree
     }
 
     /// <summary>find_vma_intersection(): the first VMA overlapping [start, end).</summary>
-    /// <remarks>Context: mmap_lock held, read or write (the kernel asserts it; the model does not).</remarks>
+    /// <remarks>Context: mmap_lock held, read or write (mmap_assert_locked(), through find_vma() here).</remarks>
     [KernelSymbol("find_vma_intersection", "mm/mmap.c")]
     public VmAreaStruct? FindVmaIntersection(ulong start, ulong end)
     {
