@@ -80,20 +80,17 @@ internal static class WorkerPool
     /// <summary>A thread for one worker of a parallel run: kept threads, woken from a semaphore,
     /// were placed by the OS next to the thread that woke them rather than on the idle CPU, and
     /// two workers got a median 1.62x where fresh threads get 1.78x (docs/performance.md).</summary>
-    private static void StartFresh(Action job, Countdown done, int id)
+    private static void StartFresh(Action job, Countdown done, int id) => StartThread(() =>
     {
-        var thread = new Thread(() =>
-        {
-            using var noFlow = ExecutionContext.SuppressFlow();
-            job();
-            done.Signal();
-        }, 16 << 20)
-        {
-            IsBackground = true,
-            Name = $"mmcheck-explorer-parallel-{id}",
-        };
-        thread.UnsafeStart();
-    }
+        using var noFlow = ExecutionContext.SuppressFlow();
+        job();
+        done.Signal();
+    }, $"mmcheck-explorer-parallel-{id}");
+
+    /// <summary>A background thread with room for the kernel's deep async paths, started without
+    /// the caller's execution context.</summary>
+    private static void StartThread(ThreadStart body, string name) =>
+        new Thread(body, 16 << 20) { IsBackground = true, Name = name }.UnsafeStart();
 
     /// <summary>An idle thread, or a new one when none is idle (a worker's own nested run, such as
     /// a replay started from inside an exploration, takes another thread).</summary>
@@ -144,15 +141,7 @@ internal static class WorkerPool
         private Action? _job;
         private Countdown? _done;
 
-        public Worker(int id)
-        {
-            var thread = new Thread(Loop, 16 << 20)
-            {
-                IsBackground = true,
-                Name = $"mmcheck-explorer-{id}",
-            };
-            thread.UnsafeStart();
-        }
+        public Worker(int id) => StartThread(Loop, $"mmcheck-explorer-{id}");
 
         public void Start(Action job, Countdown done)
         {
