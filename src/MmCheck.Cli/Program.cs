@@ -95,6 +95,11 @@ internal sealed class ExploreOptions
         Description = "preemption bound for dfs (plain bounded dfs, without partial-order reduction)",
     };
 
+    public readonly Option<bool> NoReduction = new("--no-reduction")
+    {
+        Description = "dfs without partial-order reduction: every interleaving, to check what DPOR proved (far more schedules)",
+    };
+
     public readonly Option<string?> TimeLimit = new("--time-limit")
     {
         Description = "wall-clock budget, e.g. 30s, 5m, 500ms (a result cut by it is marked incomplete)",
@@ -133,6 +138,7 @@ internal sealed class ExploreOptions
         c.Add(Strategy);
         c.Add(MaxSchedules);
         c.Add(MaxPreemptions);
+        c.Add(NoReduction);
         c.Add(TimeLimit);
         c.Add(Seed);
         c.Add(Workers);
@@ -168,11 +174,17 @@ internal sealed class ExploreOptions
         {
             throw new UsageException("--pct-depth must be from 1 to 64");
         }
+        bool noReduction = p.GetValue(NoReduction);
+        if (noReduction && strategy is not (Explorer.Strategy.Dfs or Explorer.Strategy.Portfolio))
+        {
+            throw new UsageException("--no-reduction applies to dfs and the portfolio's dfs phase only");
+        }
         return new ExplorationOptions
         {
             Strategy = strategy,
             MaxSchedules = p.GetValue(MaxSchedules),
             MaxPreemptions = p.GetValue(MaxPreemptions),
+            Dpor = !noReduction,
             TimeLimit = p.GetValue(TimeLimit) is { } t ? Durations.Parse(t) : null,
             Seed = p.GetValue(Seed),
             Workers = workers,

@@ -67,6 +67,7 @@ public sealed class CliTests() : ScratchDirTests("mmcheck-cli-")
     [InlineData("explore", "--time-limit", "soon")]
     [InlineData("explore", "--max-schedules", "many")]
     [InlineData("explore", "/no/such/file.litmus")]
+    [InlineData("explore", "--strategy", "random", "--no-reduction")]
     [InlineData("frobnicate")]
     [InlineData("replay", "/no/such/trace.json")]
     public void Bad_usage_exits_2_with_a_message(params string[] args)
@@ -94,6 +95,23 @@ public sealed class CliTests() : ScratchDirTests("mmcheck-cli-")
         Assert.True(root.GetProperty("ok").GetBoolean());
         Assert.Equal("always", root.GetProperty("expected").GetString());
         Assert.Equal(JsonValueKind.Null, root.GetProperty("first_violation_ms").ValueKind);
+    }
+
+    [Fact]
+    public void No_reduction_runs_every_interleaving_and_finds_the_same_states()
+    {
+        var path = Write("cow.litmus", Cow);
+        var (e1, reduced, _) = Run("explore", path, "--json", "--strategy", "dfs");
+        var (e2, plain, _) = Run("explore", path, "--json", "--strategy", "dfs", "--no-reduction");
+        Assert.Equal(0, e1);
+        Assert.Equal(0, e2);
+        using var a = JsonDocument.Parse(reduced);
+        using var b = JsonDocument.Parse(plain);
+        Assert.True(b.RootElement.GetProperty("complete").GetBoolean());
+        static string[] Values(JsonDocument d) =>
+            [.. d.RootElement.GetProperty("states").EnumerateArray().Select(x => x.GetProperty("values").GetRawText())];
+        Assert.Equal(Values(a), Values(b));
+        Assert.True(b.RootElement.GetProperty("schedules").GetInt64() > a.RootElement.GetProperty("schedules").GetInt64());
     }
 
     [Fact]
