@@ -196,7 +196,10 @@ public sealed class SpinLock : LockBase
 /// <remarks>
 /// A reader gets in while no writer holds it and no writer waits (a queued writer blocks new
 /// readers, which is what makes read-recursion deadlock). On release the head waiter is granted:
-/// a writer alone, or every queued reader (rwsem_mark_wake() wakes readers in bulk).
+/// a writer alone, or every queued reader (rwsem_mark_wake() wakes readers in bulk). The kernel
+/// only wakes a waiting writer, and until it runs a new reader may steal the lock
+/// (rwsem_down_read_slowpath(), unless other readers hold it or the handoff bit is set); the
+/// model hands the lock over at once, so that window is not explored.
 /// <para>Footprint: the lock word is the writer and the wait queue; each reader's hold is its own.
 /// A reader that gets in or leaves without a writer holding or waiting only reads the word, so two
 /// such reader steps commute (the same reader set either way) and DPOR does not order them; a
