@@ -102,6 +102,24 @@ public class PinAndVariantTests
     }
 
     [Fact]
+    public void EveryVariantValueParsesAndIsDescribedBackAsSpelled()
+    {
+        // The first value is the baseline's; any other is what a golden and the JSON report show.
+        // get_pat_info is only consulted (and described) when remap_pfn_range() uses the VM_PAT path.
+        foreach (var info in Variants.All)
+        {
+            var from = info.Name == "get_pat_info" ? Variants.Current.With("remap_pfn_range.tracking", "vm_pat", out _)! : Variants.Current;
+            foreach (var value in info.Values)
+            {
+                var v = from.With(info.Name, value, out string? error);
+                Assert.True(v is not null, error);
+                var described = v!.Describe().Where(d => d.StartsWith(info.Name + "=", StringComparison.Ordinal)).ToList();
+                Assert.Equal(value == info.Values[0] ? [] : [$"{info.Name}={value}"], described);
+            }
+        }
+    }
+
+    [Fact]
     public void VariantsHaveNamesAndRejectUnknownValues()
     {
         Assert.NotNull(Variants.Current.With("do_wp_page.reuse", "refcount", out _));

@@ -137,6 +137,8 @@ public sealed record Variants
     /// linux-mm after v6.18 does; v6.18 (this machine) and every release before refuse VM_IO only.</summary>
     public bool MadviseDoforkRefusesSpecial { get; init; }
 
+    /// <summary>Every variant with its scenario spellings; an enum-valued one lists them in the
+    /// enum's order (<see cref="EnumValue{T}"/>).</summary>
     public static readonly IReadOnlyList<Info> All =
     [
         new("do_wp_page.reuse", ["anon_exclusive", "refcount"],
@@ -271,29 +273,15 @@ public sealed record Variants
         switch (name)
         {
             case "do_wp_page.reuse":
-                switch (value)
+                if (EnumValue<WpReuseRule>(name, value) is { } reuse)
                 {
-                    case "anon_exclusive":
-                        return this with { DoWpPageReuse = WpReuseRule.AnonExclusive };
-                    case "refcount":
-                        return this with { DoWpPageReuse = WpReuseRule.Refcount };
+                    return this with { DoWpPageReuse = reuse };
                 }
                 break;
             case "vfio_pci.fault":
-                VfioPciFaultStrategy? f = value switch
+                if (EnumValue<VfioPciFaultStrategy>(name, value) is { } fault)
                 {
-                    "huge" => VfioPciFaultStrategy.Huge,
-                    "huge_v6.12" => VfioPciFaultStrategy.HugeV612,
-                    "insert_full_vma" => VfioPciFaultStrategy.InsertFullVma,
-                    "insert_pfn" => VfioPciFaultStrategy.InsertPfn,
-                    "remap_drop_mmap_lock" => VfioPciFaultStrategy.RemapDropMmapLock,
-                    "remap_vma_list" => VfioPciFaultStrategy.RemapVmaList,
-                    "remap_no_list_check" => VfioPciFaultStrategy.RemapNoListCheck,
-                    _ => null,
-                };
-                if (f is { } fs)
-                {
-                    return this with { VfioPciFault = fs };
+                    return this with { VfioPciFault = fault };
                 }
                 break;
             case "proc_bus_pci_mmap.exclusive_check":
@@ -321,14 +309,7 @@ public sealed record Variants
                 }
                 break;
             case "remap_pfn_range.tracking":
-                RemapPfnTracking? t = value switch
-                {
-                    "pfnmap_track" => RemapPfnTracking.PfnmapTrack,
-                    "vm_pat" => RemapPfnTracking.VmPat,
-                    "direct" => RemapPfnTracking.Direct,
-                    _ => null,
-                };
-                if (t is { } tracking)
+                if (EnumValue<RemapPfnTracking>(name, value) is { } tracking)
                 {
                     return this with { RemapPfnRangeTracking = tracking };
                 }
@@ -346,28 +327,13 @@ public sealed record Variants
                 }
                 break;
             case "proc_bus_pci.mmap":
-                ProcBusPciMmapStyle? st = value switch
-                {
-                    "mmap" => ProcBusPciMmapStyle.Mmap,
-                    "mmap_prepare" => ProcBusPciMmapStyle.MmapPrepare,
-                    "mmap_prepare_recheck" => ProcBusPciMmapStyle.MmapPrepareRecheck,
-                    "fault" => ProcBusPciMmapStyle.Fault,
-                    _ => null,
-                };
-                if (st is { } style)
+                if (EnumValue<ProcBusPciMmapStyle>(name, value) is { } style)
                 {
                     return this with { ProcBusPciMmap = style };
                 }
                 break;
             case "copy_huge_pmd.special":
-                CopyHugePmdSpecialRule? c = value switch
-                {
-                    "lockless" => CopyHugePmdSpecialRule.Lockless,
-                    "recheck" => CopyHugePmdSpecialRule.Recheck,
-                    "skip" => CopyHugePmdSpecialRule.Skip,
-                    _ => null,
-                };
-                if (c is { } rule)
+                if (EnumValue<CopyHugePmdSpecialRule>(name, value) is { } rule)
                 {
                     return this with { CopyHugePmdSpecial = rule };
                 }
@@ -416,7 +382,7 @@ public sealed record Variants
         }
         if (RemapPfnRangeTracking != RemapPfnTracking.PfnmapTrack)
         {
-            yield return "remap_pfn_range.tracking=" + (RemapPfnRangeTracking == RemapPfnTracking.VmPat ? "vm_pat" : "direct");
+            yield return "remap_pfn_range.tracking=" + EnumName("remap_pfn_range.tracking", RemapPfnRangeTracking);
         }
         if (!RemapPfnRangeZapOnError)
         {
@@ -428,16 +394,11 @@ public sealed record Variants
         }
         if (ProcBusPciMmap != ProcBusPciMmapStyle.Mmap)
         {
-            yield return "proc_bus_pci.mmap=" + ProcBusPciMmap switch
-            {
-                ProcBusPciMmapStyle.MmapPrepare => "mmap_prepare",
-                ProcBusPciMmapStyle.MmapPrepareRecheck => "mmap_prepare_recheck",
-                _ => "fault",
-            };
+            yield return "proc_bus_pci.mmap=" + EnumName("proc_bus_pci.mmap", ProcBusPciMmap);
         }
         if (CopyHugePmdSpecial != CopyHugePmdSpecialRule.Lockless)
         {
-            yield return "copy_huge_pmd.special=" + (CopyHugePmdSpecial == CopyHugePmdSpecialRule.Recheck ? "recheck" : "skip");
+            yield return "copy_huge_pmd.special=" + EnumName("copy_huge_pmd.special", CopyHugePmdSpecial);
         }
         if (MadviseDoforkRefusesSpecial)
         {
@@ -446,14 +407,17 @@ public sealed record Variants
     }
 
     /// <summary>The scenario spelling of a vfio-pci fault strategy.</summary>
-    public static string VfioPciFaultName(VfioPciFaultStrategy s) => s switch
+    public static string VfioPciFaultName(VfioPciFaultStrategy s) => EnumName("vfio_pci.fault", s);
+
+    /// <summary>An enum-valued variant's value: its scenario spellings are its <see cref="Info.Values"/>,
+    /// listed in the enum's order.</summary>
+    private static T? EnumValue<T>(string name, string value) where T : struct, Enum
     {
-        VfioPciFaultStrategy.Huge => "huge",
-        VfioPciFaultStrategy.HugeV612 => "huge_v6.12",
-        VfioPciFaultStrategy.InsertFullVma => "insert_full_vma",
-        VfioPciFaultStrategy.InsertPfn => "insert_pfn",
-        VfioPciFaultStrategy.RemapDropMmapLock => "remap_drop_mmap_lock",
-        VfioPciFaultStrategy.RemapVmaList => "remap_vma_list",
-        _ => "remap_no_list_check",
-    };
+        int i = Array.IndexOf(All.First(v => v.Name == name).Values, value);
+        return i < 0 ? null : (T)Enum.ToObject(typeof(T), i);
+    }
+
+    /// <summary>The scenario spelling of an enum-valued variant's value (see <see cref="EnumValue{T}"/>).</summary>
+    private static string EnumName<T>(string name, T value) where T : struct, Enum =>
+        All.First(v => v.Name == name).Values[Convert.ToInt32(value, CultureInfo.InvariantCulture)];
 }
