@@ -73,30 +73,31 @@ public sealed class ExplorerScheduler : Scheduler
     [ThreadStatic]
     private static ExplorerScheduler? t_idle;
 
-    /// <summary>The thread's idle scheduler, or a new one; give it back with <see cref="Return"/>.</summary>
-    internal static ExplorerScheduler Rent()
+    /// <summary>Runs <paramref name="run"/> with the thread's idle scheduler (a new one the first
+    /// time), then keeps it for the thread's next run.</summary>
+    internal static T Use<T>(Func<ExplorerScheduler, T> run)
     {
         var s = t_idle ?? new ExplorerScheduler();
         t_idle = null;
-        return s;
+        T result = run(s);
+        s.EndExecution();
+        s._ctl = null!;
+        s.LockNames = null;
+        s.Current = null;
+        t_idle = s;
+        return result;
     }
 
-    /// <summary>Keeps this scheduler for the thread's next run; the last execution's kernel goes
-    /// to the thread's pools like every other (see <see cref="ExplorationTarget.Prepare"/>).</summary>
-    internal void Return()
+    /// <inheritdoc cref="Use{T}"/>
+    internal static void Use(Action<ExplorerScheduler> run) => Use(s =>
     {
-        ReleaseTasks();
-        _kernel?.Recycle();
-        _kernel = null;
-        _graph = null;
-        _ctl = null!;
-        LockNames = null;
-        Current = null;
-        Log.Reset();
-        t_idle = this;
-    }
+        run(s);
+        return 0;
+    });
 
-    private void ReleaseTasks()
+    /// <summary>The last execution is over and observed: its tasks are let go and its kernel's
+    /// memory goes to the thread's pools (see <see cref="ExplorationTarget.Prepare"/>).</summary>
+    private void EndExecution()
     {
         for (int i = 0; i < TaskCount; i++)
         {
@@ -105,6 +106,10 @@ public sealed class ExplorerScheduler : Scheduler
             _slots[i].Task = null!;
         }
         TaskCount = 0;
+        Log.Reset();
+        _kernel?.Recycle();
+        _kernel = null;
+        _graph = null;
     }
 
     internal Kernel? Kernel => _kernel;
@@ -117,17 +122,12 @@ public sealed class ExplorerScheduler : Scheduler
     internal void BeginExecution(IScheduleController ctl, bool storeFootprint, bool recordEffects, int maxSteps, InvariantCheckMode checks)
     {
         _ctl = ctl;
-        ReleaseTasks();
-        Log.Reset();
+        EndExecution();
         _cur = -1;
         _next = -1;
         _inStep = false;
         _switched = false;
         _dirty = true;
-        // The previous execution is finished and observed: its kernel's memory serves the next one.
-        _kernel?.Recycle();
-        _kernel = null;
-        _graph = null;
         _maxSteps = maxSteps;
         FairnessSteps = Math.Max(1, Math.Min(1000, maxSteps / 4));
         _checks = checks;

@@ -14,9 +14,8 @@ internal static class DfsExplorer
         var results = new DfsResults(traces);
         coord.Enqueue(UnitSpec.Root);
         int incomplete = 0;
-        into.CpuTime += WorkerPool.Run(opt.Workers, worker =>
+        into.CpuTime += WorkerPool.Run(opt.Workers, worker => ExplorerScheduler.Use(sched =>
         {
-            var sched = ExplorerScheduler.Rent();
             var engine = new DfsEngine(target, sched, settings, coord, worker);
             var graph = new LockGraph();
             var state = new DfsResults.UnitState();
@@ -50,8 +49,7 @@ internal static class DfsExplorer
                     coord.Stop();
                 }
             }
-            sched.Return();
-        }, coord.Stop);
+        }), coord.Stop);
 
         results.WriteTo(into);
         return incomplete == 0 && !coord.LeftWork && !budget.Stopped && results.StepLimits == 0;

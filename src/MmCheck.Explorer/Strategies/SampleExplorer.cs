@@ -89,9 +89,8 @@ internal static class SampleExplorer
                 frontier++;
             }
         }
-        into.CpuTime += WorkerPool.Run(opt.Workers, w =>
+        into.CpuTime += WorkerPool.Run(opt.Workers, w => ExplorerScheduler.Use(sched =>
         {
-            var sched = ExplorerScheduler.Rent();
             var col = collectors[w] = new RunCollector(traces);
             var rnd = new RandomController();
             var pct = new PctController();
@@ -156,8 +155,7 @@ internal static class SampleExplorer
                     Advance();
                 }
             }
-            sched.Return();
-        });
+        }));
         if (repeatStop >= 0)
         {
             into.Notes.Add($"{budget.Phase}: ended after schedule {repeatStop + 1} of {count}: " +
@@ -201,18 +199,16 @@ internal static class SampleExplorer
     /// the same decisions from the same start).
     /// </summary>
     public static (int Steps, bool OneSchedule) Probe(ExplorationTarget target, ExplorationOptions opt) => WorkerPool.Isolated(() =>
-    {
-        var sched = ExplorerScheduler.Rent();
-        var graph = new LockGraph();
-        var ctl = new DefaultController();
-        sched.BeginExecution(ctl, storeFootprint: false, recordEffects: false, opt.MaxStepsPerSchedule, InvariantCheckMode.Off);
-        var ex = target.Prepare(sched, graph);
-        sched.Attach(ex.Kernel, graph);
-        sched.Run();
-        var probe = (Math.Max(1, sched.Log.Count), ctl.Branches == 0 && sched.Log.DataCount == 0);
-        sched.Return();
-        return probe;
-    });
+        ExplorerScheduler.Use(sched =>
+        {
+            var graph = new LockGraph();
+            var ctl = new DefaultController();
+            sched.BeginExecution(ctl, storeFootprint: false, recordEffects: false, opt.MaxStepsPerSchedule, InvariantCheckMode.Off);
+            var ex = target.Prepare(sched, graph);
+            sched.Attach(ex.Kernel, graph);
+            sched.Run();
+            return (Math.Max(1, sched.Log.Count), ctl.Branches == 0 && sched.Log.DataCount == 0);
+        }));
 
     /// <summary>A hash of an execution's decisions: the thread of every step and every data value.</summary>
     private static ulong Fingerprint(StepLog log)

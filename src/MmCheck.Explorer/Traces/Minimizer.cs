@@ -77,12 +77,11 @@ internal static class Minimizer
         {
             return original;
         }
-        return WorkerPool.Isolated(() =>
+        return WorkerPool.Isolated(() => ExplorerScheduler.Use(sched =>
         {
             var traces = new TraceFactory(original.Scenario, original.Strategy, original.Seed, original.Settings);
             var best = original;
             int used = 0;
-            var sched = ExplorerScheduler.Rent();
             for (int k = 0; k <= original.Preemptions && used < budget; k++)
             {
                 var settings = new DfsSettings(Dpor: false, MaxPreemptions: k, opt.MaxStepsPerSchedule, opt.InvariantChecks);
@@ -116,9 +115,8 @@ internal static class Minimizer
                     break;
                 }
             }
-            sched.Return();
             return best;
-        });
+        }));
     }
 
     private static LockGraph Seeded(LockGraph? seed)

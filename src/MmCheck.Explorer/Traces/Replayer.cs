@@ -114,15 +114,7 @@ public static class Replayer
     /// await on one of the kernel's pooled state-machine boxes would hand its continuation instead
     /// of running it inline.</summary>
     internal static ReplayResult Isolated(ExplorationTarget target, Trace trace, bool recordEffects, InvariantCheckMode checks, int maxSteps) =>
-        WorkerPool.Isolated(() => ReplayCore(target, trace, recordEffects, checks, maxSteps));
-
-    private static ReplayResult ReplayCore(ExplorationTarget target, Trace trace, bool recordEffects, InvariantCheckMode checks, int maxSteps)
-    {
-        var sched = ExplorerScheduler.Rent();
-        var r = ReplayCore(target, trace, recordEffects, checks, maxSteps, sched);
-        sched.Return();
-        return r;
-    }
+        WorkerPool.Isolated(() => ExplorerScheduler.Use(s => ReplayCore(target, trace, recordEffects, checks, maxSteps, s)));
 
     private static ReplayResult ReplayCore(ExplorationTarget target, Trace trace, bool recordEffects, InvariantCheckMode checks, int maxSteps,
         ExplorerScheduler sched)
