@@ -15,8 +15,8 @@ public sealed partial class Kernel
         LockdepAssertNoneHeld(t, "do_exit");
     }
 
-    /// <summary>exit_mm(): detach the mm from the task under the mmap read lock (so no writer, a
-    /// core dump in the kernel, sees the task half-gone), then mmput().</summary>
+    /// <summary>exit_mm(): clears tsk-&gt;mm under the mmap read lock, as kernel/exit.c:exit_mm()
+    /// does, then mmput().</summary>
     /// <remarks>Context: no locks held; may sleep. The kernel also takes task_lock() around the
     /// store to tsk-&gt;mm, for readers of tsk-&gt;mm such as get_task_mm(); the model has no such
     /// reader and takes no task lock.</remarks>
