@@ -47,7 +47,9 @@ public sealed partial class Kernel
     }
 
     /// <summary>copy_huge_pud(): under both PUD locks (each mm's page_table_lock, the source's
-    /// nested) the parent's leaf is read again and given to the child, old.</summary>
+    /// nested) the parent's leaf is read again and given to the child, old. The kernel also
+    /// write-protects a writable leaf of a COW mapping in both; the model's only PUD leaves are vfio
+    /// BARs, which vfio_pci_core_mmap() maps VM_SHARED only, so that branch is not mirrored.</summary>
     /// <remarks>Context: fork: both mmap locks write-held; takes the destination mm's
     /// page_table_lock, then the source's nested.</remarks>
     [KernelSymbol("copy_huge_pud", "mm/huge_memory.c")]
