@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using MmCheck.Explorer;
 using MmCheck.Litmus.Runner;
 
@@ -105,28 +104,16 @@ public static class ScenarioBenchmarks
             }
         }
         var options = new ExplorationOptions { Strategy = Strategy.Dfs, Workers = 1, Minimize = false };
-        var warm = Stopwatch.StartNew();
+        double warmupSeconds = warmup > TimeSpan.Zero && scenarios.Count > 0
+            ? ExplorerBenchmarks.WarmUntilJitQuiet(_ =>
+            {
+                foreach (var (_, s) in scenarios)
+                {
+                    ScenarioRunner.Explore(s, options);
+                }
+            }, warmup, JitQuietWindow, MaxWarmup).TotalSeconds
+            : 0;
         long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
-        var quietSince = TimeSpan.Zero;
-        while (warmup > TimeSpan.Zero && scenarios.Count > 0 && warm.Elapsed < MaxWarmup)
-        {
-            foreach (var (_, s) in scenarios)
-            {
-                ScenarioRunner.Explore(s, options);
-            }
-            long now = System.Runtime.JitInfo.GetCompiledMethodCount();
-            if (now != compiled)
-            {
-                quietSince = warm.Elapsed;
-            }
-            compiled = now;
-            if (warm.Elapsed >= warmup && warm.Elapsed - quietSince >= JitQuietWindow)
-            {
-                break;
-            }
-        }
-        double warmupSeconds = warm.Elapsed.TotalSeconds;
-        compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
         long steps = 0;
         double cpu = 0;
         foreach (var (file, s) in scenarios)

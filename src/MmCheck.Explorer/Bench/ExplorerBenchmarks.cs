@@ -162,14 +162,8 @@ public static class ExplorerBenchmarks
         // which takes a core from the many-worker runs only. Small complete pairs until the JIT is
         // quiet.
         var small = BenchmarkTargets.FaultVsMunmap(2);
-        var quiet = Stopwatch.StartNew();
-        for (int r = 0; quiet.Elapsed < options.JitQuietWindow && warm.Elapsed < options.MaxWarmup; r++)
-        {
-            if (SpeedupPair(small, options.Workers, manyFirst: r % 2 == 1).Compiled > 0)
-            {
-                quiet.Restart();
-            }
-        }
+        WarmUntilJitQuiet(r => SpeedupPair(small, options.Workers, manyFirst: r % 2 == 1), TimeSpan.Zero,
+            options.JitQuietWindow, options.MaxWarmup - warm.Elapsed);
 
         // What one exploration asks of the collector, which every worker waits for.
         long allocated = GC.GetTotalAllocatedBytes(precise: true);
@@ -304,6 +298,33 @@ public static class ExplorerBenchmarks
         compiled = System.Runtime.JitInfo.GetCompiledMethodCount() - compiled;
         string result = Fingerprint(one);
         return (one, many, independent, result == Fingerprint(many) ? result : null, compiled);
+    }
+
+    /// <summary>Runs <paramref name="pass"/> (its argument counts the passes) for at least
+    /// <paramref name="minimum"/> and then until the JIT has compiled nothing for
+    /// <paramref name="quietWindow"/>, or until <paramref name="maximum"/>; returns how long it ran.
+    /// Tiered compilation promotes what a pass called some time after, so one quiet pass is not
+    /// enough when passes are short.</summary>
+    public static TimeSpan WarmUntilJitQuiet(Action<int> pass, TimeSpan minimum, TimeSpan quietWindow, TimeSpan maximum)
+    {
+        var warm = Stopwatch.StartNew();
+        long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
+        var lastCompiled = TimeSpan.Zero;
+        for (int r = 0; warm.Elapsed < maximum; r++)
+        {
+            pass(r);
+            long now = System.Runtime.JitInfo.GetCompiledMethodCount();
+            if (now != compiled)
+            {
+                compiled = now;
+                lastCompiled = warm.Elapsed;
+            }
+            if (warm.Elapsed >= minimum && warm.Elapsed - lastCompiled >= quietWindow)
+            {
+                break;
+            }
+        }
+        return warm.Elapsed;
     }
 
     /// <summary>/proc/loadavg's 1, 5 and 15 minute averages, when the machine has them.</summary>
