@@ -87,6 +87,34 @@ public class TraceTests
     }
 
     [Fact]
+    public void LockStepsShowThePrimitiveTheKernelCallsAndTheLockByName()
+    {
+        var t = Scenarios.StoreVsMunmap();
+        var r = TestKit.Dfs(t);
+        var run = Replayer.Replay(t, r.OutcomeWitnesses.First(kv => kv.Key["T0:store0"] == "ok").Value).Run;
+        var locks = run.Steps.Where(s => s.Kind is SchedPointKind.LockAcquire or SchedPointKind.LockRelease).ToList();
+        Assert.NotEmpty(locks);
+        Assert.All(locks, s =>
+        {
+            Assert.NotNull(s.LockCall);
+            Assert.DoesNotContain("lock#", s.Object, StringComparison.Ordinal);
+            Assert.StartsWith($"{s.Function}: {s.LockCall}({s.Object})", TracePrinter.Describe(s), StringComparison.Ordinal);
+        });
+        Assert.All(run.Steps.Where(s => s.LockCall is not null), s => Assert.Contains(s, locks));
+        // munmap takes mmap_lock for write, write-locks the VMA, and downgrades before zapping
+        // (vms_complete_munmap_vmas()): a downgrade is not an unlock.
+        var munmap = locks.Where(s => s.Thread == 1).Select(s => $"{s.LockCall} {s.Object}").ToList();
+        Assert.Contains(munmap, c => c.StartsWith("down_write mm#", StringComparison.Ordinal) && c.EndsWith(".mmap_lock", StringComparison.Ordinal));
+        Assert.Contains(munmap, c => c.StartsWith("vma_start_write vma#", StringComparison.Ordinal));
+        Assert.Contains(munmap, c => c.StartsWith("downgrade_write mm#", StringComparison.Ordinal));
+        Assert.Contains(munmap, c => c.StartsWith("up_read mm#", StringComparison.Ordinal));
+        Assert.DoesNotContain(munmap, c => c.StartsWith("up_write mm#", StringComparison.Ordinal));
+        // A task woken inside the call it slept in.
+        var woken = new StepView(9, 1, "vfio_pci_mmap_fault", SchedPointKind.LockAcquire, true, "vfio0.vma_lock", "mutex_lock", false, [], [], []);
+        Assert.Equal("vfio_pci_mmap_fault: mutex_lock(vfio0.vma_lock) returns (woken)", TracePrinter.Describe(woken));
+    }
+
+    [Fact]
     public void KernelSymbolsMapCSharpNamesToCNames()
     {
         Assert.Equal("do_user_addr_fault", KernelSymbols.CName("DoUserAddrFault"));

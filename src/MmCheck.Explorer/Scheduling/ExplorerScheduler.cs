@@ -29,6 +29,8 @@ public sealed class ExplorerScheduler : Scheduler
     private int _cur = -1;
     private int _next = -1;
     private bool _inStep;
+    /// <summary>The primitive of the lock point in progress, for the slot (traces only).</summary>
+    private string? _lockCall;
     private bool _switched;
     private bool _dirty;
     private int _edgeCount;
@@ -210,6 +212,8 @@ public sealed class ExplorerScheduler : Scheduler
         slot.Obj = obj;
         slot.Function = function;
         slot.AfterSleep = false;
+        slot.LockCall = _lockCall;
+        _lockCall = null;
         EndStep();
         int next = Boundary();
         if (next == cur)
@@ -219,6 +223,16 @@ public sealed class ExplorerScheduler : Scheduler
         }
         _next = next;
         return new SchedYield(this);
+    }
+
+    public override SchedYield LockPoint(SchedPointKind kind, LockBase lk, string call, string function)
+    {
+        if (LockNames is not null && _inStep)
+        {
+            LockNames[lk.Obj] = lk.Name;
+            _lockCall = call;
+        }
+        return Point(kind, lk.Obj, function);
     }
 
     public override SchedYield Sleep(object channel, string function)
@@ -236,6 +250,11 @@ public sealed class ExplorerScheduler : Scheduler
         slot.Obj = l?.Obj ?? 0;
         slot.Function = function;
         slot.AfterSleep = true;
+        // Woken inside the lock call its step began with (a wait queue's sleeper is not in one).
+        if (l is null)
+        {
+            slot.LockCall = null;
+        }
         if (LockNames is not null && l is not null)
         {
             LockNames[l.Obj] = l.Name;
@@ -396,6 +415,7 @@ public sealed class ExplorerScheduler : Scheduler
         st.AfterSleep = slot.AfterSleep;
         st.Obj = slot.Obj;
         st.Function = slot.Function;
+        st.LockCall = slot.LockCall;
         st.FootStart = Log.FootCount;
         st.FootLen = 0;
         st.DataStart = Log.DataCount;
@@ -447,10 +467,6 @@ public sealed class ExplorerScheduler : Scheduler
         {
             _edgeCount = _graph.EdgeCount;
             LastEdgeStep = idx;
-        }
-        if (LockNames is not null)
-        {
-            NameHeldLocks();
         }
         _ctl.OnStepEnd(this, idx);
     }
@@ -576,20 +592,5 @@ public sealed class ExplorerScheduler : Scheduler
             }
         }
         log.AddFoot(write ? obj | StepLog.WriteBit : obj);
-    }
-
-    private void NameHeldLocks()
-    {
-        if (_kernel is null)
-        {
-            return;
-        }
-        foreach (var t in _kernel.Tasks)
-        {
-            foreach (var h in t.HeldLocks)
-            {
-                LockNames![h.Lock.Obj] = h.Lock.Name;
-            }
-        }
     }
 }

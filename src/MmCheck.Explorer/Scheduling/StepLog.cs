@@ -15,6 +15,8 @@ internal struct StepRecord
     public bool Wrote;
     public ulong Obj;
     public string Function;
+    /// <summary>The lock primitive the step began with ("down_read"), when traces are drawn.</summary>
+    public string? LockCall;
     public int FootStart;
     public int FootLen;
     public int DataStart;

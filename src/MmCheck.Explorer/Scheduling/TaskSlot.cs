@@ -18,6 +18,8 @@ internal sealed class TaskSlot
     public SchedPointKind Kind;
     public ulong Obj;
     public string Function = "";
+    /// <summary>The lock primitive of that point, when traces are drawn (<see cref="ExplorerScheduler.LockNames"/>).</summary>
+    public string? LockCall;
     public bool AfterSleep;
     public int Seq;
     public int LastStep;
@@ -42,6 +44,7 @@ internal sealed class TaskSlot
         Kind = SchedPointKind.TaskStart;
         Obj = ObjId.Make(ObjId.Kind.Other, 0xF0_0000_0000UL + (ulong)index);
         Function = name;
+        LockCall = null;
         AfterSleep = false;
         Seq = 0;
         LastStep = -1;

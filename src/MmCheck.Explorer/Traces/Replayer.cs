@@ -210,7 +210,7 @@ public static class Replayer
                 choices.Add(new TraceChoice(r.What, r.Count, r.Value));
             }
             steps.Add(new StepView(i, st.Thread, KernelSymbols.CName(st.Function), st.Kind, st.AfterSleep,
-                ObjectName(s, st.Kind, st.Obj), st.Preempted, effects,
+                ObjectName(s, st.Kind, st.Obj), st.LockCall, st.Preempted, effects,
                 findingsAt.TryGetValue(i, out var fl) ? fl : [], choices));
         }
         var threads = new string[s.TaskCount];

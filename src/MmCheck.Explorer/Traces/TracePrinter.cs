@@ -76,6 +76,8 @@ public static class TracePrinter
         string action = step.Kind switch
         {
             SchedPointKind.TaskStart => "starts",
+            SchedPointKind.LockAcquire or SchedPointKind.LockRelease when step.LockCall is { } call =>
+                step.AfterSleep ? $"{call}({obj}) returns (woken)" : $"{call}({obj})",
             SchedPointKind.LockAcquire when step.AfterSleep => $"gets {obj} (woken)",
             SchedPointKind.LockAcquire => $"lock {obj}",
             SchedPointKind.LockRelease => $"unlock {obj}",
@@ -109,9 +111,14 @@ public static class TracePrinter
         sb.Append(line.ToString().TrimEnd()).Append('\n');
     }
 
+    /// <summary>How far a line may run past its column rather than wrap: each row holds one thread's
+    /// text, so the overhang falls on blank space, and a lock call such as
+    /// "spin_unlock(mm#1.page_table_lock)" is not cut before its last characters.</summary>
+    private const int Overhang = 4;
+
     private static IEnumerable<string> Wrap(string line, int width)
     {
-        if (line.Length <= width)
+        if (line.Length <= width + Overhang)
         {
             yield return line;
             yield break;
@@ -128,7 +135,7 @@ public static class TracePrinter
         while (pos < line.Length)
         {
             int room = first ? width : width - pad.Length;
-            int take = Math.Min(room, line.Length - pos);
+            int take = line.Length - pos <= room + Overhang ? line.Length - pos : room;
             if (pos + take < line.Length)
             {
                 int space = line.LastIndexOf(' ', pos + take, take);

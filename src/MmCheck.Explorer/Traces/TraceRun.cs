@@ -6,6 +6,8 @@ namespace MmCheck.Explorer;
 /// One step as a reader sees it: the thread, the kernel function (by its C name), what it did at
 /// its scheduling point and on which lock or object, and what changed.
 /// </summary>
+/// <param name="LockCall">The lock primitive a lock step began with ("down_read", "spin_unlock",
+/// "vma_start_write"); null for other steps.</param>
 public sealed record StepView(
     int Index,
     int Thread,
@@ -13,6 +15,7 @@ public sealed record StepView(
     SchedPointKind Kind,
     bool AfterSleep,
     string Object,
+    string? LockCall,
     bool Preempted,
     IReadOnlyList<string> Effects,
     IReadOnlyList<Finding> Findings,

@@ -197,7 +197,7 @@ public sealed class VmaLock : LockBase
     [KernelSymbol("vma_start_read", "mm/mmap_lock.c")]
     public ValueTask<bool> StartRead([CallerMemberName] string fn = "")
     {
-        var point = K.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        var point = K.Sched.LockPoint(SchedPointKind.LockAcquire, this, "vma_start_read", fn);
         return point.IsCompleted ? new ValueTask<bool>(TryStartRead(fn)) : StartReadAfterPoint(point, fn);
     }
 
@@ -229,7 +229,7 @@ public sealed class VmaLock : LockBase
     [KernelSymbol("vma_end_read", "mm/mmap_lock.c")]
     public ValueTask EndRead([CallerMemberName] string fn = "")
     {
-        var point = K.Sched.Point(SchedPointKind.LockRelease, Obj, fn);
+        var point = K.Sched.LockPoint(SchedPointKind.LockRelease, this, "vma_end_read", fn);
         if (point.IsCompleted)
         {
             ReleaseRead(fn);
@@ -272,7 +272,7 @@ public sealed class VmaLock : LockBase
         {
             return;
         }
-        await k.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        await k.Sched.LockPoint(SchedPointKind.LockAcquire, this, "vma_start_write", fn);
         k.Sched.Access(Obj, write: true);
         var t = k.Current!;
         // Lockdep sees the exclusion of readers as a momentary write acquisition.

@@ -90,7 +90,7 @@ public sealed class SpinLock : LockBase
     [KernelSymbol("spin_lock", "include/linux/spinlock.h")]
     public ValueTask Lock([CallerMemberName] string fn = "", int subclass = 0)
     {
-        var point = K.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        var point = K.Sched.LockPoint(SchedPointKind.LockAcquire, this, "spin_lock", fn);
         return point.IsCompleted ? Acquire(fn, subclass) : LockAfterPoint(point, fn, subclass);
     }
 
@@ -132,7 +132,7 @@ public sealed class SpinLock : LockBase
     public async ValueTask<bool> TryLock([CallerMemberName] string fn = "")
     {
         var k = K;
-        await k.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        await k.Sched.LockPoint(SchedPointKind.LockAcquire, this, "spin_trylock", fn);
         var t = k.Current!;
         k.Sched.Access(Obj, write: true);
         if (_owner is not null)
@@ -150,7 +150,7 @@ public sealed class SpinLock : LockBase
     [KernelSymbol("spin_unlock", "include/linux/spinlock.h")]
     public ValueTask Unlock([CallerMemberName] string fn = "")
     {
-        var point = K.Sched.Point(SchedPointKind.LockRelease, Obj, fn);
+        var point = K.Sched.LockPoint(SchedPointKind.LockRelease, this, "spin_unlock", fn);
         if (point.IsCompleted)
         {
             ReleaseNow(fn);
@@ -235,6 +235,9 @@ public sealed class RwSemaphore : LockBase
 
     public bool IsReadHeldBy(TaskStruct t) => _readers.Contains(t);
 
+    /// <summary>The primitive's name for traces: an rwlock_t's for a non-sleeping class.</summary>
+    private string Call(string rwsem, string rwlock) => Class.Sleeps ? rwsem : rwlock;
+
     private bool WriterWaiting()
     {
         if (Waiters is null)
@@ -255,7 +258,7 @@ public sealed class RwSemaphore : LockBase
     [KernelSymbol("down_read", "kernel/locking/rwsem.c")]
     public ValueTask DownRead([CallerMemberName] string fn = "", int subclass = 0)
     {
-        var point = K.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        var point = K.Sched.LockPoint(SchedPointKind.LockAcquire, this, Call("down_read", "read_lock"), fn);
         return point.IsCompleted ? AcquireRead(fn, subclass) : DownReadAfterPoint(point, fn, subclass);
     }
 
@@ -318,7 +321,7 @@ public sealed class RwSemaphore : LockBase
     public async ValueTask<bool> DownReadTrylock([CallerMemberName] string fn = "")
     {
         var k = K;
-        await k.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        await k.Sched.LockPoint(SchedPointKind.LockAcquire, this, Call("down_read_trylock", "read_trylock"), fn);
         var t = k.Current!;
         k.Sched.Access(Obj, write: false);
         if (_writer is not null || WriterWaiting())
@@ -335,7 +338,7 @@ public sealed class RwSemaphore : LockBase
     [KernelSymbol("down_write", "kernel/locking/rwsem.c")]
     public ValueTask DownWrite([CallerMemberName] string fn = "", int subclass = 0)
     {
-        var point = K.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        var point = K.Sched.LockPoint(SchedPointKind.LockAcquire, this, Call("down_write", "write_lock"), fn);
         return point.IsCompleted ? AcquireWrite(fn, subclass) : DownWriteAfterPoint(point, fn, subclass);
     }
 
@@ -372,7 +375,7 @@ public sealed class RwSemaphore : LockBase
     public async ValueTask<bool> DownWriteTrylock([CallerMemberName] string fn = "")
     {
         var k = K;
-        await k.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        await k.Sched.LockPoint(SchedPointKind.LockAcquire, this, Call("down_write_trylock", "write_trylock"), fn);
         var t = k.Current!;
         k.Sched.Access(Obj, write: true);
         if (_writer is not null || _readers.Count > 0)
@@ -389,7 +392,7 @@ public sealed class RwSemaphore : LockBase
     [KernelSymbol("up_read", "kernel/locking/rwsem.c")]
     public ValueTask UpRead([CallerMemberName] string fn = "")
     {
-        var point = K.Sched.Point(SchedPointKind.LockRelease, Obj, fn);
+        var point = K.Sched.LockPoint(SchedPointKind.LockRelease, this, Call("up_read", "read_unlock"), fn);
         if (point.IsCompleted)
         {
             ReleaseRead(fn);
@@ -423,7 +426,7 @@ public sealed class RwSemaphore : LockBase
     [KernelSymbol("up_write", "kernel/locking/rwsem.c")]
     public ValueTask UpWrite([CallerMemberName] string fn = "")
     {
-        var point = K.Sched.Point(SchedPointKind.LockRelease, Obj, fn);
+        var point = K.Sched.LockPoint(SchedPointKind.LockRelease, this, Call("up_write", "write_unlock"), fn);
         if (point.IsCompleted)
         {
             ReleaseWrite(fn);
@@ -460,7 +463,7 @@ public sealed class RwSemaphore : LockBase
     public async ValueTask DowngradeWrite([CallerMemberName] string fn = "")
     {
         var k = K;
-        await k.Sched.Point(SchedPointKind.LockRelease, Obj, fn);
+        await k.Sched.LockPoint(SchedPointKind.LockRelease, this, "downgrade_write", fn);
         var t = k.Current!;
         k.Sched.Access(Obj, write: true);
         if (_writer != t)
@@ -521,7 +524,7 @@ public sealed class Mutex(Kernel k, LockClass cls, LockLabel name) : LockBase(k,
     public async ValueTask Lock([CallerMemberName] string fn = "", int subclass = 0)
     {
         var k = K;
-        await k.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        await k.Sched.LockPoint(SchedPointKind.LockAcquire, this, "mutex_lock", fn);
         var t = k.Current!;
         k.MightSleep(fn);
         k.LockdepAcquire(t, this, subclass, read: false, trylock: false, fn);
@@ -542,7 +545,7 @@ public sealed class Mutex(Kernel k, LockClass cls, LockLabel name) : LockBase(k,
     public async ValueTask<bool> TryLock([CallerMemberName] string fn = "")
     {
         var k = K;
-        await k.Sched.Point(SchedPointKind.LockAcquire, Obj, fn);
+        await k.Sched.LockPoint(SchedPointKind.LockAcquire, this, "mutex_trylock", fn);
         var t = k.Current!;
         k.Sched.Access(Obj, write: true);
         if (_owner is not null)
@@ -559,7 +562,7 @@ public sealed class Mutex(Kernel k, LockClass cls, LockLabel name) : LockBase(k,
     public async ValueTask Unlock([CallerMemberName] string fn = "")
     {
         var k = K;
-        await k.Sched.Point(SchedPointKind.LockRelease, Obj, fn);
+        await k.Sched.LockPoint(SchedPointKind.LockRelease, this, "mutex_unlock", fn);
         var t = k.Current!;
         k.Sched.Access(Obj, write: true);
         if (_owner != t)

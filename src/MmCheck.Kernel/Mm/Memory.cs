@@ -141,7 +141,7 @@ public sealed partial class Kernel
     public async ValueTask FolioLock(Folio f, [CallerMemberName] string fn = "")
     {
         var s = FolioLockOf(f.Pfn);
-        await Sched.Point(SchedPointKind.LockAcquire, s.Obj, fn);
+        await Sched.LockPoint(SchedPointKind.LockAcquire, s, "folio_lock", fn);
         Sched.Access(s.Obj, write: true);
         var t = Current!;
         MightSleep(fn);
@@ -160,7 +160,7 @@ public sealed partial class Kernel
     public async ValueTask<bool> FolioTrylock(Folio f, [CallerMemberName] string fn = "")
     {
         var s = FolioLockOf(f.Pfn);
-        await Sched.Point(SchedPointKind.LockAcquire, s.Obj, fn);
+        await Sched.LockPoint(SchedPointKind.LockAcquire, s, "folio_trylock", fn);
         Sched.Access(s.Obj, write: true);
         if (FolioTest(f, PageFlags.PG_locked))
         {
@@ -179,7 +179,7 @@ public sealed partial class Kernel
     public async ValueTask FolioUnlock(Folio f, [CallerMemberName] string fn = "")
     {
         var s = FolioLockOf(f.Pfn);
-        await Sched.Point(SchedPointKind.LockRelease, s.Obj, fn);
+        await Sched.LockPoint(SchedPointKind.LockRelease, s, "folio_unlock", fn);
         Sched.Access(s.Obj, write: true);
         var t = Current!;
         if (!FolioTest(f, PageFlags.PG_locked))
