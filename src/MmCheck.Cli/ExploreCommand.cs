@@ -133,9 +133,12 @@ internal static class ExploreCommand
             return saved;
         }
         string dir = outDir ?? "mmcheck-traces";
+        // Two findings of one invariant (a lock assertion in two functions) get a file each.
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var v in r.Exploration.Violations)
         {
-            saved.Add((v, ScenarioFiles.SaveTrace(dir, file, v.Trace, v.Invariant)));
+            int n = seen[v.Invariant] = seen.GetValueOrDefault(v.Invariant) + 1;
+            saved.Add((v, ScenarioFiles.SaveTrace(dir, file, v.Trace, n == 1 ? v.Invariant : $"{v.Invariant}.{n}")));
         }
         return saved;
     }

@@ -152,6 +152,28 @@ public sealed class CliTests() : ScratchDirTests("mmcheck-cli-")
     }
 
     [Fact]
+    public void Each_violation_keeps_its_own_trace_when_an_invariant_breaks_twice()
+    {
+        // v6.9's fork-time open path asserts the mmap write lock in two functions: two lock-assert findings.
+        string path = Path.Combine(ScenarioFiles.BundledDirectory()!, "seeds", "seed001-fork-open-order-v6.9.litmus");
+        string traces = Path.Combine(Dir, "traces");
+        var (exit, output, err) = Run("explore", path, "--strategy", "dfs", "--out", traces);
+        Assert.True(exit == 0, output + err);
+        var lines = output.Split('\n');
+        var found = lines.Select((l, i) => (l, i)).Where(x => x.l.StartsWith("  violation lock-assert: ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, found.Count);
+        var files = found.Select(x => lines[x.i + 1].Trim().Split("   ")[0]["trace: ".Length..]).ToList();
+        Assert.Equal(2, files.Distinct(StringComparer.Ordinal).Count());
+        foreach (var ((line, _), file) in found.Zip(files))
+        {
+            string function = line["  violation lock-assert: ".Length..].Split(':')[0];
+            var replay = Run("replay", file);
+            Assert.True(replay.Exit == 0, replay.Out + replay.Err);
+            Assert.Contains($"lock-assert: {function}:", replay.Out.Split('\n')[0], StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public void Replay_reports_a_trace_the_model_no_longer_follows()
     {
         string path = Write("cow.litmus", Cow);
