@@ -227,12 +227,12 @@ public static class BenchSuite
     private static void WriteScenarios(ScenarioBenchmarkResult s, TextWriter w)
     {
         var inv = CultureInfo.InvariantCulture;
-        w.WriteLine(string.Create(inv, $"  {$"scheduling points, {s.Directory}",-38} {s.PointsPerCpuSecond / 1e6,12:F2} M per CPU second  (all scenarios' points over their CPU time; target ≥ {ExplorerBenchmarks.PointsPerCpuSecondTarget / 1e6}: {(s.PointsPerCpuSecond >= ExplorerBenchmarks.PointsPerCpuSecondTarget ? "met" : "not met")}; after {s.WarmupSeconds:F0} s of warm-up{(s.CompiledWhileMeasured > 0 ? $", the JIT compiled {s.CompiledWhileMeasured} methods meanwhile" : "")})"));
+        w.WriteLine(string.Create(inv, $"  {$"scheduling points, {s.Directory}",-38} {s.PointsPerCpuSecond / 1e6,12:F2} M per CPU second  (all scenarios' points over their CPU time; target ≥ {ExplorerBenchmarks.PointsPerCpuSecondTarget / 1e6}: {(s.PointsPerCpuSecond >= ExplorerBenchmarks.PointsPerCpuSecondTarget ? "met" : "not met")}; {s.PointsPerCpuSecondExcludingSetup / 1e6:F2} M without each execution's setup; after {s.WarmupSeconds:F0} s of warm-up{(s.CompiledWhileMeasured > 0 ? $", the JIT compiled {s.CompiledWhileMeasured} methods meanwhile" : "")})"));
         foreach (var x in s.Scenarios)
         {
             string first = x.FirstViolationMs is { } ms ? string.Create(inv, $"first violation at {ms:F1} ms") : "clean";
             w.WriteLine(string.Create(inv,
-                $"    {x.Scenario,-44} {x.PointsPerCpuSecond / 1e6,6:F2} M/CPU s  {x.Schedules,7} schedules {x.Steps,9} points{(x.Complete ? "" : " (incomplete)")} {x.Runs,5} runs  {first}{(x.AsExpected ? "" : $"  NOT AS EXPECTED: {x.Observed}")}"));
+                $"    {x.Scenario,-44} {x.PointsPerCpuSecond / 1e6,6:F2} M/CPU s  {x.Schedules,7} schedules {x.Steps,9} points{(x.Complete ? "" : " (incomplete)")} {x.Runs,5} runs  setup {x.SetupShare * 100,3:F0} %  {first}{(x.AsExpected ? "" : $"  NOT AS EXPECTED: {x.Observed}")}"));
         }
         foreach (var err in s.Errors)
         {

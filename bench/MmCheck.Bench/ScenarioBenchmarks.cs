@@ -17,6 +17,9 @@ public sealed record ScenarioThroughput
     /// fresh kernel and the init block per execution, checks, results), over all the runs.</summary>
     public double PointsPerCpuSecond { get; init; }
     public double SchedulesPerCpuSecond { get; init; }
+    /// <summary>The share of the explorations' time spent building each execution's kernel: the
+    /// devices, the processes and the init block, run afresh for every execution.</summary>
+    public double SetupShare { get; init; }
     /// <summary>CPU time of one exploration's thread (its wall time where there is none), the mean
     /// over the runs.</summary>
     public double CpuMilliseconds { get; init; }
@@ -39,6 +42,9 @@ public sealed record ScenarioBenchmarkResult
     /// <summary>All the scenarios' points over all their CPU time, one exploration of each (each
     /// file's mean): the figure for the target, weighted as a user exploring them all would see it.</summary>
     public double PointsPerCpuSecond { get; init; }
+    /// <summary>The same without the setup of each execution (<see cref="ScenarioThroughput.SetupShare"/>):
+    /// what exploring the threads' steps costs.</summary>
+    public double PointsPerCpuSecondExcludingSetup { get; init; }
     /// <summary>Files that did not load (with their first diagnostic); they are not measured.</summary>
     public IReadOnlyList<string> Errors { get; init; } = [];
     /// <summary>How long the scenarios were explored before the timed runs.</summary>
@@ -115,20 +121,22 @@ public static class ScenarioBenchmarks
             : 0;
         long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
         long steps = 0;
-        double cpu = 0;
+        double cpu = 0, setupCpu = 0;
         foreach (var (file, s) in scenarios)
         {
             progress?.WriteLine($"  {s.Name} …");
             ScenarioResult? last = null;
-            double fileCpu = 0;
+            double fileCpu = 0, fileWall = 0;
             long fileSteps = 0, fileSchedules = 0;
             var firstViolations = new List<double>();
+            var timed = new TimedTarget(new ScenarioTarget(s));
             int runs = 0;
             while (runs < Math.Max(1, repetitions) || (fileCpu < MinCpuPerFile.TotalSeconds && runs < MaxRunsPerFile))
             {
-                last = ScenarioRunner.Explore(s, options);
+                last = ScenarioRunner.Explore(s, timed, options);
                 var x = last.Exploration;
                 fileCpu += x.CpuTimeOrElapsed.TotalSeconds;
+                fileWall += x.Elapsed.TotalSeconds;
                 fileSteps += x.Steps;
                 fileSchedules += x.Schedules;
                 if (x.FirstViolationAt is { } fv)
@@ -138,8 +146,11 @@ public static class ScenarioBenchmarks
                 runs++;
             }
             var e = last!.Exploration;
+            // Prepare is timed on the wall clock: its share of the explorations' wall time.
+            double setupShare = fileWall > 0 ? Math.Clamp(timed.PrepareTime.TotalSeconds / fileWall, 0, 1) : 0;
             steps += e.Steps;
             cpu += fileCpu / runs;
+            setupCpu += fileCpu / runs * setupShare;
             firstViolations.Sort();
             results.Add(new ScenarioThroughput
             {
@@ -150,6 +161,7 @@ public static class ScenarioBenchmarks
                 Complete = e.Complete,
                 PointsPerCpuSecond = fileCpu > 0 ? fileSteps / fileCpu : 0,
                 SchedulesPerCpuSecond = fileCpu > 0 ? fileSchedules / fileCpu : 0,
+                SetupShare = setupShare,
                 CpuMilliseconds = fileCpu / runs * 1000,
                 Runs = runs,
                 FirstViolationMs = firstViolations.Count > 0 ? firstViolations[firstViolations.Count / 2] : null,
@@ -162,6 +174,7 @@ public static class ScenarioBenchmarks
             Directory = directory,
             Scenarios = results,
             PointsPerCpuSecond = cpu > 0 ? steps / cpu : 0,
+            PointsPerCpuSecondExcludingSetup = cpu > setupCpu ? steps / (cpu - setupCpu) : 0,
             Errors = errors,
             WarmupSeconds = warmupSeconds,
             CompiledWhileMeasured = System.Runtime.JitInfo.GetCompiledMethodCount() - compiled,

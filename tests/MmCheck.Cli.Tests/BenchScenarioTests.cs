@@ -56,6 +56,11 @@ public sealed class BenchScenarioTests() : ScratchDirTests("mmcheck-bench-scenar
         Assert.True(runs > 1 && (cpuMs * runs >= 100 || runs == 2000), $"{runs} runs of {cpuMs} ms");
         // One scenario: the total is its own figure.
         Assert.Equal(x.GetProperty("points_per_cpu_second").GetDouble(), s.GetProperty("points_per_cpu_second").GetDouble(), 6);
+        // Every execution builds its kernel and runs the init block: a share of the time, not all of it.
+        double share = x.GetProperty("setup_share").GetDouble();
+        Assert.InRange(share, 0.001, 0.999);
+        double excluding = s.GetProperty("points_per_cpu_second_excluding_setup").GetDouble();
+        Assert.Equal(1.0, excluding * (1 - share) / s.GetProperty("points_per_cpu_second").GetDouble(), 6);
 
         var error = Assert.Single(s.GetProperty("errors").EnumerateArray());
         Assert.Contains("broken.litmus", error.GetString(), StringComparison.Ordinal);

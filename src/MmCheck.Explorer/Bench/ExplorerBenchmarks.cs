@@ -367,24 +367,6 @@ public static class ExplorerBenchmarks
         string.Create(CultureInfo.InvariantCulture, $"{r.Complete} {r.Schedules} {r.Redundant} {r.Steps}\n") +
         string.Join("\n", r.Outcomes.Select(o => $"{o.Outcome} x{o.Count}")) + "\n" + Verdict(r);
 
-    /// <summary>A target that times its Prepare calls (one worker: no synchronisation needed).</summary>
-    private sealed class TimedTarget(ExplorationTarget inner) : ExplorationTarget
-    {
-        private long _ticks;
-
-        public override string Name => inner.Name;
-
-        public TimeSpan PrepareTime => Stopwatch.GetElapsedTime(0, _ticks);
-
-        public override Execution Prepare(ExplorerScheduler scheduler, LockGraph lockGraph)
-        {
-            long t0 = Stopwatch.GetTimestamp();
-            var e = inner.Prepare(scheduler, lockGraph);
-            _ticks += Stopwatch.GetTimestamp() - t0;
-            return e;
-        }
-    }
-
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
     private static double Median(List<double> xs)

@@ -156,14 +156,20 @@ public static class ScenarioRunner
     }
 
     /// <summary>Explores a bound scenario and judges the result against its expectations.</summary>
-    public static ScenarioResult Explore(BoundScenario s, ExplorationOptions options, IProgress<ExplorationProgress>? progress = null)
+    public static ScenarioResult Explore(BoundScenario s, ExplorationOptions options, IProgress<ExplorationProgress>? progress = null) =>
+        Explore(s, new ScenarioTarget(s), options, progress);
+
+    /// <summary>Explores <paramref name="target"/>, a <see cref="ScenarioTarget"/> of <paramref name="s"/>
+    /// or one wrapping it (a benchmark's timed target), and judges the result.</summary>
+    public static ScenarioResult Explore(BoundScenario s, ExplorationTarget target, ExplorationOptions options, IProgress<ExplorationProgress>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(s);
+        ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(options);
         var condition = ConditionOf(s);
         var setupErrors = CheckSetup(s);
         var opts = options with { Condition = condition };
-        var result = MmCheck.Explorer.Explorer.Explore(new ScenarioTarget(s), opts, progress);
+        var result = MmCheck.Explorer.Explorer.Explore(target, opts, progress);
         return Judge(s, result, setupErrors);
     }
 
