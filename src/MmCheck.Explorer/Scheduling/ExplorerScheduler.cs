@@ -212,8 +212,11 @@ public sealed class ExplorerScheduler : Scheduler
         slot.Obj = obj;
         slot.Function = function;
         slot.AfterSleep = false;
-        slot.LockCall = _lockCall;
-        _lockCall = null;
+        if (LockNames is not null)
+        {
+            slot.LockCall = _lockCall;
+            _lockCall = null;
+        }
         EndStep();
         int next = Boundary();
         if (next == cur)
@@ -225,14 +228,13 @@ public sealed class ExplorerScheduler : Scheduler
         return new SchedYield(this);
     }
 
-    public override SchedYield LockPoint(SchedPointKind kind, LockBase lk, string call, string function)
+    protected override void OnLockPoint(LockBase lk, string call)
     {
         if (LockNames is not null && _inStep)
         {
             LockNames[lk.Obj] = lk.Name;
             _lockCall = call;
         }
-        return Point(kind, lk.Obj, function);
     }
 
     public override SchedYield Sleep(object channel, string function)
@@ -415,7 +417,10 @@ public sealed class ExplorerScheduler : Scheduler
         st.AfterSleep = slot.AfterSleep;
         st.Obj = slot.Obj;
         st.Function = slot.Function;
-        st.LockCall = slot.LockCall;
+        if (LockNames is not null)
+        {
+            st.LockCall = slot.LockCall;
+        }
         st.FootStart = Log.FootCount;
         st.FootLen = 0;
         st.DataStart = Log.DataCount;

@@ -55,11 +55,23 @@ public abstract class Scheduler
     /// <paramref name="obj"/> from kernel function <paramref name="function"/>.</summary>
     public abstract SchedYield Point(SchedPointKind kind, ulong obj, string function);
 
-    /// <summary>A scheduling point at a lock operation: <paramref name="call"/> is the primitive
-    /// the kernel calls ("down_read", "spin_unlock", "vma_start_write"), for readable traces; a
-    /// scheduler that draws no trace treats it as <see cref="Point"/> on the lock's word.</summary>
-    public virtual SchedYield LockPoint(SchedPointKind kind, LockBase lk, string call, string function) =>
-        Point(kind, lk.Obj, function);
+    /// <summary>A scheduling point at a lock operation, <see cref="Point"/> on the lock's word;
+    /// <paramref name="call"/> is the primitive the kernel calls ("down_read", "spin_unlock",
+    /// "vma_start_write"), passed to <see cref="OnLockPoint"/> while effects are recorded.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public SchedYield LockPoint(SchedPointKind kind, LockBase lk, string call, string function)
+    {
+        if (RecordsEffects)
+        {
+            OnLockPoint(lk, call);
+        }
+        return Point(kind, lk.Obj, function);
+    }
+
+    /// <summary>Which lock and primitive the next <see cref="Point"/> is, for readable traces.</summary>
+    protected virtual void OnLockPoint(LockBase lk, string call)
+    {
+    }
 
     /// <summary>The current task sleeps on <paramref name="channel"/> and is not runnable until
     /// <see cref="Wake"/>. Awaiting the result returns once it has been woken and chosen to run.</summary>
