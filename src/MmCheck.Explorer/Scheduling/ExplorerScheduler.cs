@@ -252,14 +252,17 @@ public sealed class ExplorerScheduler : Scheduler
         slot.Obj = l?.Obj ?? 0;
         slot.Function = function;
         slot.AfterSleep = true;
-        // Woken inside the lock call its step began with (a wait queue's sleeper is not in one).
-        if (l is null)
+        if (LockNames is not null)
         {
-            slot.LockCall = null;
-        }
-        if (LockNames is not null && l is not null)
-        {
-            LockNames[l.Obj] = l.Name;
+            // Woken inside the lock call its step began with; a wait queue's sleeper is in none.
+            if (l is null)
+            {
+                slot.LockCall = null;
+            }
+            else
+            {
+                LockNames[l.Obj] = l.Name;
+            }
         }
         EndStep();
         _next = Boundary();
