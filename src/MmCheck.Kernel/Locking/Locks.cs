@@ -508,6 +508,11 @@ public sealed class RwSemaphore : LockBase
 }
 
 /// <summary>struct mutex: driver locks, vfio's vma_lock.</summary>
+/// <remarks>On unlock the lock goes to the first waiter at once, in FIFO order. The kernel wakes that
+/// waiter and, until it runs, a newcomer's mutex_lock() may take the lock first; the waiter then sets
+/// MUTEX_FLAG_HANDOFF and the next unlock hands it over (__mutex_trylock_or_handoff()). As for
+/// rw_semaphore, the model leaves that window out: it is an order of lock holders the explorer
+/// reaches anyway whenever the newcomer's earlier steps can run before the waiter queued.</remarks>
 [KernelSymbol("mutex", "include/linux/mutex.h")]
 public sealed class Mutex(Kernel k, LockClass cls, LockLabel name) : LockBase(k, cls, name)
 {
