@@ -174,6 +174,26 @@ public sealed class CliTests() : ScratchDirTests("mmcheck-cli-")
     }
 
     [Fact]
+    public void The_READMEs_counterexample_is_what_replay_prints()
+    {
+        string root = Path.GetDirectoryName(ScenarioFiles.BundledDirectory()!)!;
+        string readme = File.ReadAllText(Path.Combine(root, "README.md"));
+        const string Scenario = "scenarios/seeds/seed001-drop-read-take-write-vs-munmap.litmus";
+        int at = readme.IndexOf($"`mmcheck explore {Scenario}` saves", StringComparison.Ordinal);
+        Assert.True(at >= 0, "the README no longer shows the counterexample of " + Scenario);
+        int open = readme.IndexOf("```\n", at, StringComparison.Ordinal) + 4;
+        string shown = readme[open..readme.IndexOf("```\n", open, StringComparison.Ordinal)];
+
+        string traces = Path.Combine(Dir, "traces");
+        var explored = Run("explore", Path.Combine(root, Scenario), "--out", traces);
+        Assert.True(explored.Exit == 0, explored.Out + explored.Err);
+        var replay = Run("replay", Assert.Single(Directory.GetFiles(traces, "*.use-after-free.trace.json")));
+        Assert.True(replay.Exit == 0, replay.Out + replay.Err);
+        // The columns, from the header to the finding: the README shows them as replay prints them.
+        Assert.Contains(shown, replay.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Replay_reports_a_trace_the_model_no_longer_follows()
     {
         string path = Write("cow.litmus", Cow);
