@@ -79,7 +79,7 @@ internal static class ExploreCommand
                     goldenNote = "golden ok";
                 }
             }
-            var traces = SaveTraces(io, result, file, outDir, json);
+            var traces = SaveTraces(result, file, outDir);
             if (!ok && exit == ExitCodes.Ok)
             {
                 exit = ExitCodes.Mismatch;
@@ -124,14 +124,14 @@ internal static class ExploreCommand
         return result!;
     }
 
-    /// <summary>Writes every violation's trace (and a witness of each condition-deciding state).</summary>
-    private static List<(Violation Violation, string Path)> SaveTraces(CliIo io, ScenarioResult r, string file, string? outDir, bool json)
+    /// <summary>The traces an exploration saved: one per violation, and the witness of the state
+    /// that decided the condition (the one satisfying an exists or ~exists, the one failing a forall).</summary>
+    private sealed record SavedTraces(List<(Violation Violation, string Path)> Violations, (Outcome State, string Path)? Witness);
+
+    /// <summary>Writes every violation's trace and the condition's witness, under <paramref name="outDir"/>.</summary>
+    private static SavedTraces SaveTraces(ScenarioResult r, string file, string? outDir)
     {
         var saved = new List<(Violation, string)>();
-        if (r.Exploration.Violations.Count == 0)
-        {
-            return saved;
-        }
         string dir = outDir ?? "mmcheck-traces";
         // Two findings of one invariant (a lock assertion in two functions) get a file each.
         var seen = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -140,10 +140,13 @@ internal static class ExploreCommand
             int n = seen[v.Invariant] = seen.GetValueOrDefault(v.Invariant) + 1;
             saved.Add((v, ScenarioFiles.SaveTrace(dir, file, v.Trace, n == 1 ? v.Invariant : $"{v.Invariant}.{n}")));
         }
-        return saved;
+        (Outcome, string)? witness = r.Exploration.ConditionVerdict is { Deciding: { } state, Witness: { } trace }
+            ? (state, ScenarioFiles.SaveTrace(dir, file, trace, "condition"))
+            : null;
+        return new SavedTraces(saved, witness);
     }
 
-    private static void Details(CliIo io, ScenarioResult r, List<(Violation Violation, string Path)> traces, string? goldenDiffers)
+    private static void Details(CliIo io, ScenarioResult r, SavedTraces traces, string? goldenDiffers)
     {
         var s = r.Scenario;
         io.Out.WriteLine($"{s.Name}: {r.States.Count} state{(r.States.Count == 1 ? "" : "s")}" +
@@ -152,7 +155,13 @@ internal static class ExploreCommand
         {
             io.Out.WriteLine($"  {outcome}{(sat == true ? "  (*)" : "")}   [{count.ToString("N0", CultureInfo.InvariantCulture)}]");
         }
-        foreach (var (v, path) in traces)
+        if (traces.Witness is { } w)
+        {
+            bool satisfies = r.States.Any(x => x.Outcome.Equals(w.State) && x.Satisfies == true);
+            io.Out.WriteLine($"  condition {(r.ConditionHolds == true ? "Ok" : "No")} by {w.State}, which {(satisfies ? "satisfies" : "fails")} the proposition");
+            io.Out.WriteLine($"    trace: {w.Path}   (mmcheck replay {w.Path})");
+        }
+        foreach (var (v, path) in traces.Violations)
         {
             io.Out.WriteLine($"  violation {v.Invariant}: {v.Message} ({v.Steps} steps)");
             io.Out.WriteLine($"    trace: {path}   (mmcheck replay {path})");
@@ -221,11 +230,11 @@ internal static class ExploreCommand
         console.Write(table);
     }
 
-    private static JsonObject Json(string file, ScenarioResult r, ExplorationOptions o, bool ok, List<(Violation Violation, string Path)> traces, string golden)
+    private static JsonObject Json(string file, ScenarioResult r, ExplorationOptions o, bool ok, SavedTraces traces, string golden)
     {
         var e = r.Exploration;
         var violations = new JsonArray();
-        foreach (var (v, path) in traces)
+        foreach (var (v, path) in traces.Violations)
         {
             violations.Add(new JsonObject
             {
@@ -262,6 +271,9 @@ internal static class ExploreCommand
             ["observed"] = r.ObservedText,
             ["condition"] = r.Scenario.Condition?.ToString(),
             ["condition_holds"] = r.ConditionHolds,
+            ["witness"] = traces.Witness is { } w
+                ? new JsonObject { ["state"] = w.State.ToString(), ["trace"] = w.Path }
+                : null,
             ["ok"] = ok,
             ["states"] = states,
             ["violations"] = violations,

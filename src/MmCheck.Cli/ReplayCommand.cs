@@ -88,6 +88,13 @@ internal static class ReplayCommand
                 io.Out.WriteLine(again ? $"replayed: {inv} again" : $"replayed, but {inv} did not fire this time");
                 return again ? ExitCodes.Ok : ExitCodes.Mismatch;
             }
+            else if (trace.Outcome is { } state)
+            {
+                // A witness: the final state it was saved for.
+                bool again = r.Outcome?.ToString() == state;
+                io.Out.WriteLine(again ? $"replayed: {state} again" : $"replayed, but it ended in {r.Outcome?.ToString() ?? "no final state"}, not {state}");
+                return again ? ExitCodes.Ok : ExitCodes.Mismatch;
+            }
         }
         return r.Fits ? ExitCodes.Ok : ExitCodes.Mismatch;
     }

@@ -174,6 +174,53 @@ public sealed class CliTests() : ScratchDirTests("mmcheck-cli-")
     }
 
     [Fact]
+    public void A_failed_forall_saves_a_witness_of_the_state_that_breaks_it_and_replay_reaches_that_state()
+    {
+        // T1 reads before or after T0's store: 0x11 and 0x22 are both final states.
+        string path = Write("forall.litmus", """
+            MM cli-forall
+            {
+              process P;
+              P: buf = mmap(NULL, 1 page, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0);
+              P: store(buf, 0x11);
+            }
+            thread T0 in P {
+              store(buf, 0x22);
+            }
+            thread T1 in P {
+              r1 = load(buf);
+            }
+            forall (T1:r1 = 0x22)
+            expect always
+
+            """);
+        string traces = Path.Combine(Dir, "traces");
+        var (exit, output, err) = Run("explore", path, "--out", traces);
+        Assert.Equal(1, exit);
+        Assert.Contains("expected always: sometimes", output, StringComparison.Ordinal);
+        Assert.Contains("condition No by T1:r1=0x11, which fails the proposition", output, StringComparison.Ordinal);
+        string witness = Path.Combine(traces, "cli-forall.condition.trace.json");
+        Assert.Contains($"trace: {witness}", output, StringComparison.Ordinal);
+        var replay = Run("replay", witness);
+        Assert.True(replay.Exit == 0, replay.Out + replay.Err);
+        Assert.Contains("outcome: T1:r1=0x11", replay.Out, StringComparison.Ordinal);
+        Assert.Contains("replayed: T1:r1=0x11 again", replay.Out, StringComparison.Ordinal);
+
+        var json = Run("explore", path, "--out", traces, "--json");
+        using var doc = JsonDocument.Parse(json.Out);
+        var w = doc.RootElement.GetProperty("witness");
+        Assert.Equal("T1:r1=0x11", w.GetProperty("state").GetString());
+        Assert.Equal(witness, w.GetProperty("trace").GetString());
+
+        // The trace of another state is a mismatch.
+        string other = File.ReadAllText(witness).Replace("T1:r1=0x11", "T1:r1=0x22", StringComparison.Ordinal);
+        File.WriteAllText(Path.Combine(traces, "other.trace.json"), other);
+        var wrong = Run("replay", Path.Combine(traces, "other.trace.json"));
+        Assert.Equal(1, wrong.Exit);
+        Assert.Contains("replayed, but it ended in T1:r1=0x11, not T1:r1=0x22", wrong.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_READMEs_counterexample_is_what_replay_prints()
     {
         string root = Path.GetDirectoryName(ScenarioFiles.BundledDirectory()!)!;
