@@ -84,6 +84,10 @@ public class TraceTests
         Assert.Contains("vma", text);
         Assert.Contains("outcome: T0:store0=ok", text);
         Assert.All(run.Steps, s => Assert.DoesNotMatch("^[A-Z][a-z]+[A-Z]", s.Function));
+        // What the user access did: the value and frame, or the signal.
+        Assert.Matches("stored 0x22 at [0-9a-f]+ \\(pfn [0-9a-f]+\\)", text);
+        var segv = Replayer.Replay(t, r.OutcomeWitnesses.First(kv => kv.Key["T0:store0"] == "SIGSEGV").Value).Run;
+        Assert.Contains("SIGSEGV on the store to ", TracePrinter.Print(segv), StringComparison.Ordinal);
     }
 
     [Fact]

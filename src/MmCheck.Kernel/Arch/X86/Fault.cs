@@ -252,7 +252,7 @@ public sealed partial class Kernel
         if (last < addr || last >= Paging.TaskSize)
         {
             // A non-canonical or kernel address from user mode is a #GP / #PF(U) → SIGSEGV.
-            return UserAccessResult.Sig(Mman.SIGSEGV);
+            return Accessed(UserAccessResult.Sig(Mman.SIGSEGV), addr, write, value, 0);
         }
         int pieces = (addr >> PgTable.PAGE_SHIFT) == (last >> PgTable.PAGE_SHIFT) ? 1 : 2;
         ulong pfn0 = 0, pfn1 = 0;
@@ -280,7 +280,7 @@ public sealed partial class Kernel
                 await ReturnToUser(t, "exc_page_fault");
                 if (sig != 0)
                 {
-                    return UserAccessResult.Sig(sig);
+                    return Accessed(UserAccessResult.Sig(sig), addr, write, value, 0);
                 }
                 await Sched.Point(SchedPointKind.HardwareWalk, cpu.Tlb.Obj, write ? "store" : "load");
                 break;
@@ -294,7 +294,20 @@ public sealed partial class Kernel
                 throw new InvalidOperationException($"model defect: access to {addr:x} faults forever");
             }
         }
-        return PhysAccess(addr, size, write, value, pfn0, pfn1);
+        return Accessed(PhysAccess(addr, size, write, value, pfn0, pfn1), addr, write, value, pfn0);
+    }
+
+    /// <summary>Says in a readable trace what a user access did: the value loaded or stored and the
+    /// frame, or the signal.</summary>
+    private UserAccessResult Accessed(UserAccessResult r, ulong addr, bool write, ulong value, ulong pfn)
+    {
+        if (Sched.RecordsEffects)
+        {
+            Sched.OnEffect(new NoteEffect(!r.Ok ? $"{r} on the {(write ? "store to" : "load from")} {addr:x}"
+                : write ? $"stored 0x{value:x} at {addr:x} (pfn {pfn:x})"
+                : $"loaded {r} from {addr:x} (pfn {pfn:x})"));
+        }
+        return r;
     }
 
     /// <summary>The memory side of an access whose pages are translated.</summary>
