@@ -205,6 +205,8 @@ public sealed class CliTests() : ScratchDirTests("mmcheck-cli-")
         Assert.True(replay.Exit == 0, replay.Out + replay.Err);
         Assert.Contains("outcome: T1:r1=0x11", replay.Out, StringComparison.Ordinal);
         Assert.Contains("replayed: T1:r1=0x11 again", replay.Out, StringComparison.Ordinal);
+        // The step that assigns a register says so, under the load that produced the value.
+        Assert.Matches(@"loaded 0x11 from [0-9a-f]+ \(pfn [0-9a-f]+\)\n\s+T1:r1 = 0x11\n", replay.Out);
 
         var json = Run("explore", path, "--out", traces, "--json");
         using var doc = JsonDocument.Parse(json.Out);

@@ -330,6 +330,10 @@ public sealed class ScenarioRuntime
             if (s.Target is { } target)
             {
                 tr.Env.Vars[target] = v;
+                if (K.Sched.RecordsEffects)
+                {
+                    K.Sched.OnEffect(new NoteEffect($"{t.Name}:{target} = {v}"));
+                }
             }
             if (_waiters.TryGetValue((t.Name, i), out var waiting))
             {
