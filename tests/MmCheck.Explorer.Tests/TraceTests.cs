@@ -115,7 +115,7 @@ public class TraceTests
         Assert.DoesNotContain(munmap, c => c.StartsWith("up_write mm#", StringComparison.Ordinal));
         // A task woken inside the call it slept in.
         var woken = new StepView(9, 1, "vfio_pci_mmap_fault", SchedPointKind.LockAcquire, true, "vfio0.vma_lock", "mutex_lock", false, [], [], []);
-        Assert.Equal("vfio_pci_mmap_fault: mutex_lock(vfio0.vma_lock) returns (woken)", TracePrinter.Describe(woken));
+        Assert.Equal("vfio_pci_mmap_fault: mutex_lock(vfio0.vma_lock): woken", TracePrinter.Describe(woken));
     }
 
     [Fact]

@@ -157,6 +157,72 @@ public class LockingTests
         Assert.Empty(k.Findings);
     }
 
+    [Fact]
+    public void ANewcomerMayTakeTheRwsemBeforeTheWokenWriterRunsOnceAndThenTheWriterHasItHandedOver()
+    {
+        // r1 holds mmap_lock for read, w waits for write. r1's up_read() only wakes w, and before w
+        // runs the lock is free with its waiter flag set: down_write_trylock() fails, but r1's
+        // down_read() gets in (rwsem_down_read_slowpath()'s steal). w, finding it taken, sets the
+        // handoff bit, so r1's next up_read() hands the lock to w and r1 coming back a third time
+        // queues behind it, as r2 did.
+        var k = new Linux.Kernel();
+        var r1 = k.CreateProcess("r1");
+        var w = k.CreateThread(r1, "w");
+        var r2 = k.CreateThread(r1, "r2");
+        var trig = k.CreateThread(r1, "trig");
+        var late = k.CreateThread(r1, "late");
+        var mm = r1.Mm!;
+        var ds = (DirectScheduler)k.Sched;
+        var go = new Completion(k, "go");
+        var again = new Completion(k, "again");
+        var order = new List<string>();
+        bool trylockFailed = false, stole = false, r2Queued = false;
+        ds.Run(r1, async () =>
+        {
+            await k.MmapReadLock(mm);
+            ds.Spawn(w, async () =>
+            {
+                await k.MmapWriteLock(mm);
+                order.Add("w in");
+                await k.MmapWriteUnlock(mm);
+            }, "w");
+            ds.Spawn(trig, () =>
+            {
+                go.CompleteAll();
+                return ValueTask.CompletedTask;
+            }, "trig");
+            await go.Wait();
+            await k.MmapReadUnlock(mm);
+            trylockFailed = !await mm.MmapLock.DownWriteTrylock();
+            await k.MmapReadLock(mm);
+            stole = mm.MmapLock.IsReadHeldBy(r1) && mm.MmapLock.Writer is null;
+            order.Add("r1 in again");
+            ds.Spawn(r2, async () =>
+            {
+                await k.MmapReadLock(mm);
+                order.Add("r2 in");
+                await k.MmapReadUnlock(mm);
+            }, "r2");
+            ds.Spawn(late, () =>
+            {
+                // After w's failed retry and r2's arrival.
+                r2Queued = r2.SchedState == TaskSchedState.Sleeping;
+                again.CompleteAll();
+                return ValueTask.CompletedTask;
+            }, "late");
+            await again.Wait();
+            await k.MmapReadUnlock(mm);
+            await k.MmapReadLock(mm);
+            order.Add("r1 in a third time");
+            await k.MmapReadUnlock(mm);
+        });
+        Assert.True(trylockFailed);
+        Assert.True(stole);
+        Assert.True(r2Queued);
+        Assert.Equal(["r1 in again", "w in", "r2 in", "r1 in a third time"], order);
+        Assert.Empty(k.Findings);
+    }
+
     // ---- mmap_lock assertions and the vm_flags_*() wrappers ----
 
     [Theory]

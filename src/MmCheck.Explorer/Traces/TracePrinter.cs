@@ -77,7 +77,7 @@ public static class TracePrinter
         {
             SchedPointKind.TaskStart => "starts",
             SchedPointKind.LockAcquire or SchedPointKind.LockRelease when step.LockCall is { } call =>
-                step.AfterSleep ? $"{call}({obj}) returns (woken)" : $"{call}({obj})",
+                step.AfterSleep ? $"{call}({obj}): woken" : $"{call}({obj})",
             SchedPointKind.LockAcquire when step.AfterSleep => $"gets {obj} (woken)",
             SchedPointKind.LockAcquire => $"lock {obj}",
             SchedPointKind.LockRelease => $"unlock {obj}",

@@ -195,11 +195,16 @@ public sealed class SpinLock : LockBase
 /// class it is an rwlock_t (resource_lock), which disables preemption while held.</summary>
 /// <remarks>
 /// A reader gets in while no writer holds it and no writer waits (a queued writer blocks new
-/// readers, which is what makes read-recursion deadlock). On release the head waiter is granted:
-/// a writer alone, or every queued reader (rwsem_mark_wake() wakes readers in bulk). The kernel
-/// only wakes a waiting writer, and until it runs a new reader may steal the lock
-/// (rwsem_down_read_slowpath(), unless other readers hold it or the handoff bit is set); the
-/// model hands the lock over at once, so that window is not explored.
+/// readers, which is what makes read-recursion deadlock). On release queued readers at the head are
+/// granted together (rwsem_mark_wake() wakes readers in bulk). A writer at the head is only woken:
+/// until it runs the lock is free, and a newcomer may take it first, a reader
+/// (rwsem_down_read_slowpath()'s steal, as no other reader holds it) or a writer
+/// (rwsem_try_write_lock() lets one that is not first in when no handoff is set). The woken writer
+/// that finds the lock taken sets the handoff bit (RWSEM_FLAG_HANDOFF), and the next release hands
+/// the lock to it with nobody stealing meanwhile. The kernel sets that bit only once the writer has
+/// waited RWSEM_WAIT_TIMEOUT (about 4 ms), so newcomers may steal several times; the model lets one
+/// in per wait, which explores the window without a clock. A non-sleeping class (rwlock_t) is
+/// granted at once, as before.
 /// <para>Footprint: the lock word is the writer and the wait queue; each reader's hold is its own.
 /// A reader that gets in or leaves without a writer holding or waiting only reads the word, so two
 /// such reader steps commute (the same reader set either way) and DPOR does not order them; a
@@ -222,6 +227,11 @@ public sealed class RwSemaphore : LockBase
 
     private TaskStruct? _writer;
     private readonly List<TaskStruct> _readers = [];
+    /// <summary>The writer at the head of the queue, woken to take the lock and not yet run.</summary>
+    private TaskStruct? _wokenWriter;
+    /// <summary>RWSEM_FLAG_HANDOFF: the head writer was woken and found the lock taken; the next
+    /// release hands it the lock.</summary>
+    private bool _handoff;
 
     public TaskStruct? Writer => _writer;
 
@@ -237,6 +247,9 @@ public sealed class RwSemaphore : LockBase
 
     /// <summary>The primitive's name for traces: an rwlock_t's for a non-sleeping class.</summary>
     private string Call(string rwsem, string rwlock) => Class.Sleeps ? rwsem : rwlock;
+
+    /// <summary>A newcomer may take the lock before the woken head writer runs.</summary>
+    private bool CanSteal => _wokenWriter is not null && !_handoff && _writer is null && _readers.Count == 0;
 
     private bool WriterWaiting()
     {
@@ -286,6 +299,12 @@ public sealed class RwSemaphore : LockBase
             return default;
         }
         k.Sched.Access(Obj, write: true);
+        if (CanSteal)
+        {
+            _readers.Add(t);
+            EnterAtomic(t);
+            return default;
+        }
         Enqueue(t, read: true);
         return WaitForHandoff(t, fn);
     }
@@ -359,14 +378,39 @@ public sealed class RwSemaphore : LockBase
         }
         k.LockdepAcquire(t, this, subclass, read: false, trylock: false, fn);
         k.Sched.Access(Obj, write: true);
-        if (_writer is null && _readers.Count == 0 && !HasWaiters)
+        if ((_writer is null && _readers.Count == 0 && !HasWaiters) || CanSteal)
         {
             _writer = t;
             EnterAtomic(t);
             return default;
         }
         Enqueue(t, read: false);
-        return WaitForHandoff(t, fn);
+        return WaitForWrite(t, fn);
+    }
+
+    /// <summary>A queued writer: woken either holding the lock (handed over) or to try for it
+    /// (rwsem_try_write_lock()); one that finds it taken sets the handoff bit and sleeps again.</summary>
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
+    private async ValueTask WaitForWrite(TaskStruct t, string fn)
+    {
+        while (true)
+        {
+            await K.Sched.Sleep(this, fn);
+            if (_writer == t)
+            {
+                break;
+            }
+            Debug.Assert(_wokenWriter == t && Waiters!.Peek().Task == t);
+            _wokenWriter = null;
+            if (_writer is null && _readers.Count == 0)
+            {
+                Waiters!.Dequeue();
+                _writer = t;
+                break;
+            }
+            _handoff = true;
+        }
+        EnterAtomic(t);
     }
 
     /// <summary>down_write_trylock(): false while anyone holds it.</summary>
@@ -378,7 +422,8 @@ public sealed class RwSemaphore : LockBase
         await k.Sched.LockPoint(SchedPointKind.LockAcquire, this, Call("down_write_trylock", "write_trylock"), fn);
         var t = k.Current!;
         k.Sched.Access(Obj, write: true);
-        if (_writer is not null || _readers.Count > 0)
+        // The count must be exactly unlocked: a waiter's flag fails it too.
+        if (_writer is not null || _readers.Count > 0 || HasWaiters)
         {
             return false;
         }
@@ -489,12 +534,20 @@ public sealed class RwSemaphore : LockBase
         }
         if (!w.Peek().Read)
         {
-            if (_readers.Count == 0)
+            if (_readers.Count > 0 || _wokenWriter is not null)
+            {
+                return;
+            }
+            if (_handoff || !Class.Sleeps)
             {
                 var (wr, _) = w.Dequeue();
+                _handoff = false;
                 _writer = wr;
                 K.Sched.Wake(wr);
+                return;
             }
+            _wokenWriter = w.Peek().Task;
+            K.Sched.Wake(_wokenWriter);
             return;
         }
         // rwsem_mark_wake(): readers at the head are woken together, writers behind them wait.
@@ -510,9 +563,9 @@ public sealed class RwSemaphore : LockBase
 /// <summary>struct mutex: driver locks, vfio's vma_lock.</summary>
 /// <remarks>On unlock the lock goes to the first waiter at once, in FIFO order. The kernel wakes that
 /// waiter and, until it runs, a newcomer's mutex_lock() may take the lock first; the waiter then sets
-/// MUTEX_FLAG_HANDOFF and the next unlock hands it over (__mutex_trylock_or_handoff()). As for
-/// rw_semaphore, the model leaves that window out: it is an order of lock holders the explorer
-/// reaches anyway whenever the newcomer's earlier steps can run before the waiter queued.</remarks>
+/// MUTEX_FLAG_HANDOFF and the next unlock hands it over (__mutex_trylock_or_handoff()). The model
+/// leaves that window out (rw_semaphore models its own): it is an order of lock holders the
+/// explorer reaches anyway whenever the newcomer's earlier steps can run before the waiter queued.</remarks>
 [KernelSymbol("mutex", "include/linux/mutex.h")]
 public sealed class Mutex(Kernel k, LockClass cls, LockLabel name) : LockBase(k, cls, name)
 {

@@ -104,16 +104,34 @@ public class DevicesVfioTests
         var ds = (DirectScheduler)k.Sched;
         var unmapper = k.CreateThread(p.T, "munmap");
         var trigger = k.CreateThread(p.T, "trigger");
+        var reader = k.CreateThread(p.T, "reader");
+        var release = k.CreateThread(p.T, "release");
         var gate = new Completion(k, "gate");
+        var readerGate = new Completion(k, "reader-gate");
         int fixupRet = -1;
         ds.Run(p.T, async () =>
         {
             // VFIO type1 resolving the BAR: mmap read lock, then fixup_user_fault() (follow_fault_pfn()).
             await k.MmapReadLock(mm);
+            // Another reader keeps the lock read-held past the handler's up_read(), so that munmap,
+            // queued first, gets the lock before the handler's down_write() (which could otherwise
+            // take it while the woken munmap has not run yet).
+            ds.Spawn(reader, async () =>
+            {
+                await k.MmapReadLock(mm);
+                await readerGate.Wait();
+                await k.MmapReadUnlock(mm);
+            }, "reader");
             ds.Spawn(unmapper, async () => await k.SysMunmap(b, 16 * PG), "munmap");
             ds.Spawn(trigger, () =>
             {
                 gate.CompleteAll();
+                // Runs once the handler sleeps in down_write(), queued behind munmap.
+                ds.Spawn(release, () =>
+                {
+                    readerGate.CompleteAll();
+                    return ValueTask.CompletedTask;
+                }, "release");
                 return ValueTask.CompletedTask;
             }, "trigger");
             await gate.Wait();
