@@ -223,6 +223,58 @@ public class LockingTests
         Assert.Empty(k.Findings);
     }
 
+    [Fact]
+    public void ANewcomerMayTakeAMutexBeforeTheWokenWaiterRunsOnceAndThenTheWaiterHasItHandedOver()
+    {
+        // a holds the mutex, b waits. a's mutex_unlock() releases it and wakes b; a's mutex_lock()
+        // before b runs gets it (__mutex_trylock()). b, first and finding it taken, sets
+        // MUTEX_FLAG_HANDOFF: a's next unlock hands the mutex to b, and a queues behind it.
+        var k = new Linux.Kernel();
+        var a = k.CreateProcess("a");
+        var b = k.CreateThread(a, "b");
+        var trig = k.CreateThread(a, "trig");
+        var late = k.CreateThread(a, "late");
+        var m = new Linux.Mutex(k, s_a, "A");
+        var ds = (DirectScheduler)k.Sched;
+        var go = new Completion(k, "go");
+        var again = new Completion(k, "again");
+        var order = new List<string>();
+        bool stole = false;
+        ds.Run(a, async () =>
+        {
+            await m.Lock();
+            ds.Spawn(b, async () =>
+            {
+                await m.Lock();
+                order.Add("b in");
+                await m.Unlock();
+            }, "b");
+            ds.Spawn(trig, () =>
+            {
+                go.CompleteAll();
+                return ValueTask.CompletedTask;
+            }, "trig");
+            await go.Wait();
+            await m.Unlock();
+            await m.Lock();
+            stole = m.Owner == a;
+            order.Add("a in again");
+            ds.Spawn(late, () =>
+            {
+                again.CompleteAll();
+                return ValueTask.CompletedTask;
+            }, "late");
+            await again.Wait();
+            await m.Unlock();
+            await m.Lock();
+            order.Add("a in a third time");
+            await m.Unlock();
+        });
+        Assert.True(stole);
+        Assert.Equal(["a in again", "b in", "a in a third time"], order);
+        Assert.Empty(k.Findings);
+    }
+
     // ---- mmap_lock assertions and the vm_flags_*() wrappers ----
 
     [Theory]

@@ -561,15 +561,19 @@ public sealed class RwSemaphore : LockBase
 }
 
 /// <summary>struct mutex: driver locks, vfio's vma_lock.</summary>
-/// <remarks>On unlock the lock goes to the first waiter at once, in FIFO order. The kernel wakes that
-/// waiter and, until it runs, a newcomer's mutex_lock() may take the lock first; the waiter then sets
-/// MUTEX_FLAG_HANDOFF and the next unlock hands it over (__mutex_trylock_or_handoff()). The model
-/// leaves that window out (rw_semaphore models its own): it is an order of lock holders the
-/// explorer reaches anyway whenever the newcomer's earlier steps can run before the waiter queued.</remarks>
+/// <remarks>mutex_unlock() with waiters releases the lock and wakes the first of them
+/// (__mutex_unlock_slowpath()); until it runs, a newcomer's mutex_lock() or mutex_trylock() may take
+/// the lock (__mutex_trylock(), as nothing is handed over). The woken waiter that finds it taken sets
+/// MUTEX_FLAG_HANDOFF (__mutex_trylock_or_handoff(), being first), and the next unlock hands the lock
+/// to it directly (__mutex_handoff()): one newcomer gets in per wait, as in the kernel.</remarks>
 [KernelSymbol("mutex", "include/linux/mutex.h")]
 public sealed class Mutex(Kernel k, LockClass cls, LockLabel name) : LockBase(k, cls, name)
 {
     private TaskStruct? _owner;
+    /// <summary>The first waiter, woken by an unlock and not yet run.</summary>
+    private TaskStruct? _wokenWaiter;
+    /// <summary>MUTEX_FLAG_HANDOFF: the first waiter was woken and found the lock taken.</summary>
+    private bool _handoff;
 
     public TaskStruct? Owner => _owner;
 
@@ -589,12 +593,28 @@ public sealed class Mutex(Kernel k, LockClass cls, LockLabel name) : LockBase(k,
         k.Sched.Access(Obj, write: true);
         if (_owner is null)
         {
+            // Free: nobody waits, or the woken first waiter has not run yet.
             _owner = t;
             return;
         }
         Enqueue(t, read: false);
-        await k.Sched.Sleep(this, fn);
-        Debug.Assert(_owner == t);
+        while (true)
+        {
+            await k.Sched.Sleep(this, fn);
+            if (_owner == t)
+            {
+                break;
+            }
+            Debug.Assert(_wokenWaiter == t && Waiters!.Peek().Task == t);
+            _wokenWaiter = null;
+            if (_owner is null)
+            {
+                Waiters!.Dequeue();
+                _owner = t;
+                break;
+            }
+            _handoff = true;
+        }
     }
 
     /// <summary>mutex_trylock(): false when someone holds it.</summary>
@@ -628,15 +648,19 @@ public sealed class Mutex(Kernel k, LockClass cls, LockLabel name) : LockBase(k,
             k.Bug($"mutex_unlock of {Name} not held by pid {t.Pid}", fn);
         }
         k.LockdepRelease(t, this, fn);
-        if (Waiters is { Count: > 0 } w)
+        if (Waiters is { Count: > 0 } w && _handoff)
         {
             var (next, _) = w.Dequeue();
+            _handoff = false;
             _owner = next;
             k.Sched.Wake(next);
+            return;
         }
-        else
+        _owner = null;
+        if (Waiters is { Count: > 0 } q && _wokenWaiter is null)
         {
-            _owner = null;
+            _wokenWaiter = q.Peek().Task;
+            k.Sched.Wake(_wokenWaiter);
         }
     }
 }
