@@ -1,9 +1,12 @@
 namespace Linux;
 
 /// <summary>
-/// Common to every lock: its class, its kernel, its footprint identity and its waiters.
-/// Waiters are granted the lock in FIFO order on release (qspinlock and rwsem hand-off), so a
-/// woken task resumes already holding it.
+/// Common to every lock: its class, its kernel, its footprint identity and its waiters, queued in
+/// FIFO order. A spinlock hands itself to its first waiter on release (qspinlock), as do readers of
+/// an rw_semaphore; a sleeping lock's exclusive first waiter (a mutex waiter, an rwsem writer) is
+/// only woken to try again, and a newcomer may take the lock before it runs, once: the waiter then
+/// sets the handoff flag and the next release hands the lock over (<see cref="WaitAsFirst"/>,
+/// <see cref="WakeFirstExclusive"/>).
 /// </summary>
 public abstract class LockBase
 {
@@ -40,11 +43,72 @@ public abstract class LockBase
 
     private protected bool HasWaiters => Waiters is { Count: > 0 };
 
+    /// <summary>The first waiter, exclusive, woken by a release to try again and not yet run: until
+    /// it does, the lock is free with waiters queued, and a newcomer may take it.</summary>
+    private protected TaskStruct? WokenWaiter;
+
+    /// <summary>The handoff flag (MUTEX_FLAG_HANDOFF, RWSEM_FLAG_HANDOFF): the woken first waiter found
+    /// the lock taken, so the next release hands it the lock and nobody may take it meanwhile.</summary>
+    private protected bool Handoff;
+
     /// <summary>True if <paramref name="t"/> holds this lock in any mode.</summary>
     public abstract bool IsHeldBy(TaskStruct t);
 
     /// <summary>True if anyone holds it.</summary>
     public abstract bool IsLocked { get; }
+
+    /// <summary>Takes the lock exclusively for <paramref name="t"/> (a writer, a mutex owner).</summary>
+    private protected virtual void TakeExclusive(TaskStruct t) =>
+        throw new InvalidOperationException($"{GetType().Name} has no exclusive waiters");
+
+    /// <summary>Nobody holds the lock: an exclusive waiter may take it.</summary>
+    private protected virtual bool FreeForExclusive => false;
+
+    /// <summary>A release left the lock free with an exclusive waiter first in the queue: hands it
+    /// the lock when the handoff flag is set or <paramref name="handOver"/> (a spinning class), else
+    /// wakes it to try again, unless it was already woken and has not run.</summary>
+    private protected void WakeFirstExclusive(bool handOver)
+    {
+        var w = Waiters!;
+        if (Handoff || handOver)
+        {
+            var (next, _) = w.Dequeue();
+            Handoff = false;
+            TakeExclusive(next);
+            K.Sched.Wake(next);
+        }
+        else if (WokenWaiter is null)
+        {
+            WokenWaiter = w.Peek().Task;
+            K.Sched.Wake(WokenWaiter);
+        }
+    }
+
+    /// <summary>An exclusive waiter's sleep (__mutex_lock_common(), rwsem_down_write_slowpath()):
+    /// woken holding the lock (handed over), or first and woken to try again: it takes the lock if
+    /// nobody holds it, else sets the handoff flag and sleeps on.</summary>
+    /// <remarks>Context: <paramref name="t"/> queued by the caller; may sleep.</remarks>
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
+    private protected async ValueTask WaitAsFirst(TaskStruct t, string fn)
+    {
+        while (true)
+        {
+            await K.Sched.Sleep(this, fn);
+            if (WokenWaiter != t)
+            {
+                return;
+            }
+            Debug.Assert(Waiters!.Peek().Task == t);
+            WokenWaiter = null;
+            if (FreeForExclusive)
+            {
+                Waiters!.Dequeue();
+                TakeExclusive(t);
+                return;
+            }
+            Handoff = true;
+        }
+    }
 }
 
 /// <summary>
@@ -227,11 +291,6 @@ public sealed class RwSemaphore : LockBase
 
     private TaskStruct? _writer;
     private readonly List<TaskStruct> _readers = [];
-    /// <summary>The writer at the head of the queue, woken to take the lock and not yet run.</summary>
-    private TaskStruct? _wokenWriter;
-    /// <summary>RWSEM_FLAG_HANDOFF: the head writer was woken and found the lock taken; the next
-    /// release hands it the lock.</summary>
-    private bool _handoff;
 
     public TaskStruct? Writer => _writer;
 
@@ -249,7 +308,11 @@ public sealed class RwSemaphore : LockBase
     private string Call(string rwsem, string rwlock) => Class.Sleeps ? rwsem : rwlock;
 
     /// <summary>A newcomer may take the lock before the woken head writer runs.</summary>
-    private bool CanSteal => _wokenWriter is not null && !_handoff && _writer is null && _readers.Count == 0;
+    private bool CanSteal => WokenWaiter is not null && !Handoff && FreeForExclusive;
+
+    private protected override bool FreeForExclusive => _writer is null && _readers.Count == 0;
+
+    private protected override void TakeExclusive(TaskStruct t) => _writer = t;
 
     private bool WriterWaiting()
     {
@@ -388,28 +451,11 @@ public sealed class RwSemaphore : LockBase
         return WaitForWrite(t, fn);
     }
 
-    /// <summary>A queued writer: woken either holding the lock (handed over) or to try for it
-    /// (rwsem_try_write_lock()); one that finds it taken sets the handoff bit and sleeps again.</summary>
+    /// <summary>A queued writer (rwsem_try_write_lock() on each wake-up).</summary>
     [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     private async ValueTask WaitForWrite(TaskStruct t, string fn)
     {
-        while (true)
-        {
-            await K.Sched.Sleep(this, fn);
-            if (_writer == t)
-            {
-                break;
-            }
-            Debug.Assert(_wokenWriter == t && Waiters!.Peek().Task == t);
-            _wokenWriter = null;
-            if (_writer is null && _readers.Count == 0)
-            {
-                Waiters!.Dequeue();
-                _writer = t;
-                break;
-            }
-            _handoff = true;
-        }
+        await WaitAsFirst(t, fn);
         EnterAtomic(t);
     }
 
@@ -534,20 +580,11 @@ public sealed class RwSemaphore : LockBase
         }
         if (!w.Peek().Read)
         {
-            if (_readers.Count > 0 || _wokenWriter is not null)
+            if (_readers.Count == 0)
             {
-                return;
+                // A spinning rwlock_t hands itself over (queued rwlock).
+                WakeFirstExclusive(handOver: !Class.Sleeps);
             }
-            if (_handoff || !Class.Sleeps)
-            {
-                var (wr, _) = w.Dequeue();
-                _handoff = false;
-                _writer = wr;
-                K.Sched.Wake(wr);
-                return;
-            }
-            _wokenWriter = w.Peek().Task;
-            K.Sched.Wake(_wokenWriter);
             return;
         }
         // rwsem_mark_wake(): readers at the head are woken together, writers behind them wait.
@@ -570,10 +607,10 @@ public sealed class RwSemaphore : LockBase
 public sealed class Mutex(Kernel k, LockClass cls, LockLabel name) : LockBase(k, cls, name)
 {
     private TaskStruct? _owner;
-    /// <summary>The first waiter, woken by an unlock and not yet run.</summary>
-    private TaskStruct? _wokenWaiter;
-    /// <summary>MUTEX_FLAG_HANDOFF: the first waiter was woken and found the lock taken.</summary>
-    private bool _handoff;
+
+    private protected override bool FreeForExclusive => _owner is null;
+
+    private protected override void TakeExclusive(TaskStruct t) => _owner = t;
 
     public TaskStruct? Owner => _owner;
 
@@ -598,23 +635,7 @@ public sealed class Mutex(Kernel k, LockClass cls, LockLabel name) : LockBase(k,
             return;
         }
         Enqueue(t, read: false);
-        while (true)
-        {
-            await k.Sched.Sleep(this, fn);
-            if (_owner == t)
-            {
-                break;
-            }
-            Debug.Assert(_wokenWaiter == t && Waiters!.Peek().Task == t);
-            _wokenWaiter = null;
-            if (_owner is null)
-            {
-                Waiters!.Dequeue();
-                _owner = t;
-                break;
-            }
-            _handoff = true;
-        }
+        await WaitAsFirst(t, fn);
     }
 
     /// <summary>mutex_trylock(): false when someone holds it.</summary>
@@ -648,19 +669,10 @@ public sealed class Mutex(Kernel k, LockClass cls, LockLabel name) : LockBase(k,
             k.Bug($"mutex_unlock of {Name} not held by pid {t.Pid}", fn);
         }
         k.LockdepRelease(t, this, fn);
-        if (Waiters is { Count: > 0 } w && _handoff)
-        {
-            var (next, _) = w.Dequeue();
-            _handoff = false;
-            _owner = next;
-            k.Sched.Wake(next);
-            return;
-        }
         _owner = null;
-        if (Waiters is { Count: > 0 } q && _wokenWaiter is null)
+        if (HasWaiters)
         {
-            _wokenWaiter = q.Peek().Task;
-            k.Sched.Wake(_wokenWaiter);
+            WakeFirstExclusive(handOver: false);
         }
     }
 }
