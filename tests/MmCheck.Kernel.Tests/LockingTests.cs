@@ -229,7 +229,8 @@ public class LockingTests
         // a holds the mutex, b waits. a's mutex_unlock() releases it and wakes b; a's mutex_lock()
         // before b runs gets it (__mutex_trylock()). b, first and finding it taken, sets
         // MUTEX_FLAG_HANDOFF: a's next unlock hands the mutex to b, and a queues behind it.
-        var k = new Linux.Kernel();
+        var recorder = new EffectRecorder { RecordsEffects = true };
+        var k = new Linux.Kernel(scheduler: recorder);
         var a = k.CreateProcess("a");
         var b = k.CreateThread(a, "b");
         var trig = k.CreateThread(a, "trig");
@@ -273,6 +274,17 @@ public class LockingTests
         Assert.True(stole);
         Assert.Equal(["a in again", "b in", "a in a third time"], order);
         Assert.Empty(k.Findings);
+        // A readable trace says who overtook whom and why the waiter sleeps on.
+        var notes = recorder.Effects.OfType<NoteEffect>().Select(e => e.Text).ToList();
+        Assert.Contains($"takes A before the woken pid {b.Pid} runs", notes);
+        Assert.Contains("A taken meanwhile: handoff flag set, sleeps on", notes);
+    }
+
+    private sealed class EffectRecorder : DirectScheduler
+    {
+        public readonly List<Effect> Effects = [];
+
+        public override void OnEffect(Effect effect) => Effects.Add(effect);
     }
 
     // ---- mmap_lock assertions and the vm_flags_*() wrappers ----

@@ -84,6 +84,15 @@ public abstract class LockBase
         }
     }
 
+    /// <summary>For readable traces: the current task takes the lock before the woken first waiter runs.</summary>
+    private protected void NoteOvertake()
+    {
+        if (K.Sched.RecordsEffects && WokenWaiter is { } w)
+        {
+            K.Sched.OnEffect(new NoteEffect($"takes {Name} before the woken pid {w.Pid} runs"));
+        }
+    }
+
     /// <summary>An exclusive waiter's sleep (__mutex_lock_common(), rwsem_down_write_slowpath()):
     /// woken holding the lock (handed over), or first and woken to try again: it takes the lock if
     /// nobody holds it, else sets the handoff flag and sleeps on.</summary>
@@ -107,6 +116,10 @@ public abstract class LockBase
                 return;
             }
             Handoff = true;
+            if (K.Sched.RecordsEffects)
+            {
+                K.Sched.OnEffect(new NoteEffect($"{Name} taken meanwhile: handoff flag set, sleeps on"));
+            }
         }
     }
 }
@@ -364,6 +377,7 @@ public sealed class RwSemaphore : LockBase
         k.Sched.Access(Obj, write: true);
         if (CanSteal)
         {
+            NoteOvertake();
             _readers.Add(t);
             EnterAtomic(t);
             return default;
@@ -443,6 +457,7 @@ public sealed class RwSemaphore : LockBase
         k.Sched.Access(Obj, write: true);
         if ((_writer is null && _readers.Count == 0 && !HasWaiters) || CanSteal)
         {
+            NoteOvertake();
             _writer = t;
             EnterAtomic(t);
             return default;
@@ -631,6 +646,7 @@ public sealed class Mutex(Kernel k, LockClass cls, LockLabel name) : LockBase(k,
         if (_owner is null)
         {
             // Free: nobody waits, or the woken first waiter has not run yet.
+            NoteOvertake();
             _owner = t;
             return;
         }
@@ -652,6 +668,7 @@ public sealed class Mutex(Kernel k, LockClass cls, LockLabel name) : LockBase(k,
             return false;
         }
         k.LockdepAcquire(t, this, 0, read: false, trylock: true, fn);
+        NoteOvertake();
         _owner = t;
         return true;
     }
