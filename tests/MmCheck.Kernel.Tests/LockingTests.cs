@@ -158,6 +158,55 @@ public class LockingTests
     }
 
     [Fact]
+    public void ReleasingToAQueuedReaderLetsInEveryQueuedReaderEvenThoseBehindAWriter()
+    {
+        // kernel/locking/rwsem.c:rwsem_mark_wake() is phase-fair: with a reader first in the queue
+        // it grants every queued reader, r2 behind w2 too; w2 keeps its place.
+        var k = new Linux.Kernel();
+        var w = k.CreateProcess("w");
+        var r1 = k.CreateThread(w, "r1");
+        var w2 = k.CreateThread(w, "w2");
+        var r2 = k.CreateThread(w, "r2");
+        var trig = k.CreateThread(w, "trig");
+        var mm = w.Mm!;
+        var ds = (DirectScheduler)k.Sched;
+        var go = new Completion(k, "go");
+        var order = new List<string>();
+        Func<ValueTask> Reader(string name) => async () =>
+        {
+            await k.MmapReadLock(mm);
+            order.Add(name);
+            await k.MmapReadUnlock(mm);
+        };
+        ds.Run(w, async () =>
+        {
+            await k.MmapWriteLock(mm);
+            ds.Spawn(r1, Reader("r1 in"), "r1");
+            ds.Spawn(w2, async () =>
+            {
+                await k.MmapWriteLock(mm);
+                order.Add("w2 in");
+                await k.MmapWriteUnlock(mm);
+            }, "w2");
+            ds.Spawn(r2, Reader("r2 in"), "r2");
+            SpawnCompleting(ds, trig, go);
+            await go.Wait();
+            await k.MmapWriteUnlock(mm);
+        });
+        Assert.Equal(["r1 in", "r2 in", "w2 in"], order);
+        Assert.Empty(k.Findings);
+    }
+
+    /// <summary>Spawns <paramref name="t"/> to complete <paramref name="c"/>: it runs once the
+    /// tasks queued before it have run or slept.</summary>
+    private static void SpawnCompleting(DirectScheduler ds, TaskStruct t, Completion c) =>
+        ds.Spawn(t, () =>
+        {
+            c.CompleteAll();
+            return ValueTask.CompletedTask;
+        }, t.Comm);
+
+    [Fact]
     public void ANewcomerMayTakeTheRwsemBeforeTheWokenWriterRunsOnceAndThenTheWriterHasItHandedOver()
     {
         // r1 holds mmap_lock for read, w waits for write. r1's up_read() only wakes w, and before w

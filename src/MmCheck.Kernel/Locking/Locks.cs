@@ -272,8 +272,8 @@ public sealed class SpinLock : LockBase
 /// class it is an rwlock_t (resource_lock), which disables preemption while held.</summary>
 /// <remarks>
 /// A reader gets in while no writer holds it and no writer waits (a queued writer blocks new
-/// readers, which is what makes read-recursion deadlock). On release queued readers at the head are
-/// granted together (rwsem_mark_wake() wakes readers in bulk). A writer at the head is only woken:
+/// readers, which is what makes read-recursion deadlock). When a reader is first in the queue, every
+/// queued reader is granted at once, those behind a queued writer too (rwsem_mark_wake()). A writer at the head is only woken:
 /// until it runs the lock is free, and a newcomer may take it first, a reader
 /// (rwsem_down_read_slowpath()'s steal, as no other reader holds it) or a writer
 /// (rwsem_try_write_lock() lets one that is not first in when no handoff is set). The woken writer
@@ -579,11 +579,10 @@ public sealed class RwSemaphore : LockBase
         _writer = null;
         _readers.Add(t);
         k.LockdepDowngrade(t, this);
-        while (Waiters is { Count: > 0 } w && w.Peek().Read)
+        // rwsem_downgrade_wake(): rwsem_mark_wake(RWSEM_WAKE_READ_OWNED), readers only.
+        if (Waiters is { Count: > 0 } w && w.Peek().Read)
         {
-            var (r, _) = w.Dequeue();
-            _readers.Add(r);
-            k.Sched.Wake(r);
+            WakeQueuedReaders();
         }
     }
 
@@ -602,12 +601,34 @@ public sealed class RwSemaphore : LockBase
             }
             return;
         }
-        // rwsem_mark_wake(): readers at the head are woken together, writers behind them wait.
-        while (w.Count > 0 && w.Peek().Read)
+        WakeQueuedReaders();
+    }
+
+    /// <summary>A reader is first in the queue: kernel/locking/rwsem.c:rwsem_mark_wake() grants
+    /// every queued reader at once, those behind queued writers too (phase-fair), and the writers
+    /// keep their order. A queued rwlock_t (kernel/locking/qrwlock.c) serves its queue in order:
+    /// only the readers before the first writer get in.</summary>
+    private void WakeQueuedReaders()
+    {
+        var w = Waiters!;
+        bool passWriters = Class.Sleeps;
+        for (int n = w.Count; n > 0; n--)
         {
-            var (r, _) = w.Dequeue();
-            _readers.Add(r);
-            K.Sched.Wake(r);
+            var (task, read) = w.Peek();
+            if (!read && !passWriters)
+            {
+                return;
+            }
+            w.Dequeue();
+            if (read)
+            {
+                _readers.Add(task);
+                K.Sched.Wake(task);
+            }
+            else
+            {
+                w.Enqueue((task, read));
+            }
         }
     }
 }
