@@ -142,11 +142,7 @@ public class LockingTests
                 order.Add("r2 in");
                 await k.MmapReadUnlock(mm);
             }, "r2");
-            ds.Spawn(trig, () =>
-            {
-                go.CompleteAll();
-                return ValueTask.CompletedTask;
-            }, "trig");
+            SpawnCompleting(ds, trig, go);
             await go.Wait();
             // w queued behind r1, and r2 queued behind w although only readers hold the lock.
             r2BlockedWhileWriterQueued = r2.SchedState == TaskSchedState.Sleeping && w.SchedState == TaskSchedState.Sleeping;
@@ -235,11 +231,7 @@ public class LockingTests
                 order.Add("w in");
                 await k.MmapWriteUnlock(mm);
             }, "w");
-            ds.Spawn(trig, () =>
-            {
-                go.CompleteAll();
-                return ValueTask.CompletedTask;
-            }, "trig");
+            SpawnCompleting(ds, trig, go);
             await go.Wait();
             await k.MmapReadUnlock(mm);
             trylockFailed = !await mm.MmapLock.DownWriteTrylock();
@@ -299,21 +291,13 @@ public class LockingTests
                 order.Add("b in");
                 await m.Unlock();
             }, "b");
-            ds.Spawn(trig, () =>
-            {
-                go.CompleteAll();
-                return ValueTask.CompletedTask;
-            }, "trig");
+            SpawnCompleting(ds, trig, go);
             await go.Wait();
             await m.Unlock();
             await m.Lock();
             stole = m.Owner == a;
             order.Add("a in again");
-            ds.Spawn(late, () =>
-            {
-                again.CompleteAll();
-                return ValueTask.CompletedTask;
-            }, "late");
+            SpawnCompleting(ds, late, again);
             await again.Wait();
             await m.Unlock();
             await m.Lock();
