@@ -29,8 +29,6 @@ public sealed class ExplorerScheduler : Scheduler
     private int _cur = -1;
     private int _next = -1;
     private bool _inStep;
-    /// <summary>The primitive of the lock point in progress, for the slot (traces only).</summary>
-    private string? _lockCall;
     private bool _switched;
     private bool _dirty;
     private int _edgeCount;
@@ -212,11 +210,6 @@ public sealed class ExplorerScheduler : Scheduler
         slot.Obj = obj;
         slot.Function = function;
         slot.AfterSleep = false;
-        if (LockNames is not null)
-        {
-            slot.LockCall = _lockCall;
-            _lockCall = null;
-        }
         EndStep();
         int next = Boundary();
         if (next == cur)
@@ -233,7 +226,7 @@ public sealed class ExplorerScheduler : Scheduler
         if (LockNames is not null && _inStep)
         {
             LockNames[lk.Obj] = lk.Name;
-            _lockCall = call;
+            _slots[_cur].LockCall = call;
         }
     }
 
@@ -254,12 +247,9 @@ public sealed class ExplorerScheduler : Scheduler
         slot.AfterSleep = true;
         if (LockNames is not null)
         {
-            // Woken inside the lock call its step began with; a wait queue's sleeper is in none.
-            if (l is null)
-            {
-                slot.LockCall = null;
-            }
-            else
+            // Woken inside the lock call the step in progress began with; a wait queue's sleeper is in none.
+            slot.LockCall = l is null ? null : Log.Steps[slot.LastStep].LockCall;
+            if (l is not null)
             {
                 LockNames[l.Obj] = l.Name;
             }
@@ -423,6 +413,7 @@ public sealed class ExplorerScheduler : Scheduler
         if (LockNames is not null)
         {
             st.LockCall = slot.LockCall;
+            slot.LockCall = null;
         }
         st.FootStart = Log.FootCount;
         st.FootLen = 0;

@@ -18,7 +18,8 @@ internal sealed class TaskSlot
     public SchedPointKind Kind;
     public ulong Obj;
     public string Function = "";
-    /// <summary>The lock primitive of that point, when traces are drawn (<see cref="ExplorerScheduler.LockNames"/>).</summary>
+    /// <summary>The lock primitive of that point, when traces are drawn (<see cref="ExplorerScheduler.LockNames"/>):
+    /// set at a lock point, moved into the step's record when the step begins.</summary>
     public string? LockCall;
     public bool AfterSleep;
     public int Seq;

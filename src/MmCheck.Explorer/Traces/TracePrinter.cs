@@ -76,11 +76,9 @@ public static class TracePrinter
         string action = step.Kind switch
         {
             SchedPointKind.TaskStart => "starts",
-            SchedPointKind.LockAcquire or SchedPointKind.LockRelease when step.LockCall is { } call =>
-                step.AfterSleep ? $"{call}({obj}): woken" : $"{call}({obj})",
-            SchedPointKind.LockAcquire when step.AfterSleep => $"gets {obj} (woken)",
-            SchedPointKind.LockAcquire => $"lock {obj}",
-            SchedPointKind.LockRelease => $"unlock {obj}",
+            // Every lock reaches the scheduler through LockPoint, so a replayed lock step has its call.
+            SchedPointKind.LockAcquire or SchedPointKind.LockRelease =>
+                $"{step.LockCall ?? (step.Kind == SchedPointKind.LockAcquire ? "lock" : "unlock")}({obj}){(step.AfterSleep ? ": woken" : "")}",
             SchedPointKind.ReadOnce => $"READ_ONCE {obj}",
             SchedPointKind.WriteOnce => $"WRITE_ONCE {obj}",
             SchedPointKind.HardwareWalk => "page-table walk",
