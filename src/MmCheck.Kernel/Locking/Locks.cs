@@ -84,10 +84,11 @@ public abstract class LockBase
         }
     }
 
-    /// <summary>For readable traces: the current task takes the lock before the woken first waiter runs.</summary>
+    /// <summary>For readable traces: the current task takes the lock before the woken first waiter
+    /// runs. Called on every uncontended acquire too, so the lock's own field is tested first.</summary>
     private protected void NoteOvertake()
     {
-        if (K.Sched.RecordsEffects && WokenWaiter is { } w)
+        if (WokenWaiter is { } w && K.Sched.RecordsEffects)
         {
             K.Sched.OnEffect(new NoteEffect($"takes {Name} before the woken pid {w.Pid} runs"));
         }
@@ -275,8 +276,9 @@ public sealed class SpinLock : LockBase
 /// readers, which is what makes read-recursion deadlock). When a reader is first in the queue, every
 /// queued reader is granted at once, those behind a queued writer too (rwsem_mark_wake()). A writer at the head is only woken:
 /// until it runs the lock is free, and a newcomer may take it first, a reader
-/// (rwsem_down_read_slowpath()'s steal, as no other reader holds it) or a writer
-/// (rwsem_try_write_lock() lets one that is not first in when no handoff is set). The woken writer
+/// (rwsem_down_read_slowpath()'s optimistic lock stealing, as no other reader holds it) or a writer
+/// (rwsem_optimistic_spin()'s rwsem_try_write_lock_unqueued(), which only a holder or the handoff
+/// bit stops). The woken writer
 /// that finds the lock taken sets the handoff bit (RWSEM_FLAG_HANDOFF), and the next release hands
 /// the lock to it with nobody stealing meanwhile. The kernel sets that bit only once the writer has
 /// waited RWSEM_WAIT_TIMEOUT (about 4 ms), so newcomers may steal several times; the model lets one
@@ -474,7 +476,8 @@ public sealed class RwSemaphore : LockBase
         EnterAtomic(t);
     }
 
-    /// <summary>down_write_trylock(): false while anyone holds it.</summary>
+    /// <summary>down_write_trylock(): false unless the count is exactly unlocked
+    /// (kernel/locking/rwsem.c:rwsem_write_trylock()): anyone holding it, or a waiter's flag.</summary>
     /// <remarks>Context: any; does not sleep.</remarks>
     [KernelSymbol("down_write_trylock", "kernel/locking/rwsem.c")]
     public async ValueTask<bool> DownWriteTrylock([CallerMemberName] string fn = "")
@@ -483,7 +486,6 @@ public sealed class RwSemaphore : LockBase
         await k.Sched.LockPoint(SchedPointKind.LockAcquire, this, Call("down_write_trylock", "write_trylock"), fn);
         var t = k.Current!;
         k.Sched.Access(Obj, write: true);
-        // The count must be exactly unlocked: a waiter's flag fails it too.
         if (_writer is not null || _readers.Count > 0 || HasWaiters)
         {
             return false;

@@ -297,18 +297,23 @@ public sealed partial class Kernel
         return Accessed(PhysAccess(addr, size, write, value, pfn0, pfn1), addr, write, value, pfn0);
     }
 
-    /// <summary>Says in a readable trace what a user access did: the value loaded or stored and the
-    /// frame, or the signal.</summary>
+    /// <summary>What a user access returns, said in a readable trace when one is drawn (every user
+    /// access comes through here: the formatting stays out of line).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private UserAccessResult Accessed(UserAccessResult r, ulong addr, bool write, ulong value, ulong pfn)
     {
         if (Sched.RecordsEffects)
         {
-            Sched.OnEffect(new NoteEffect(!r.Ok ? $"{r} on the {(write ? "store to" : "load from")} {addr:x}"
-                : write ? $"stored 0x{value:x} at {addr:x} (pfn {pfn:x})"
-                : $"loaded {r} from {addr:x} (pfn {pfn:x})"));
+            NoteAccess(r, addr, write, value, pfn);
         }
         return r;
     }
+
+    /// <summary>The value loaded or stored and the frame, or the signal.</summary>
+    private void NoteAccess(UserAccessResult r, ulong addr, bool write, ulong value, ulong pfn) =>
+        Sched.OnEffect(new NoteEffect(!r.Ok ? $"{r} on the {(write ? "store to" : "load from")} {addr:x}"
+            : write ? $"stored 0x{value:x} at {addr:x} (pfn {pfn:x})"
+            : $"loaded {r} from {addr:x} (pfn {pfn:x})"));
 
     /// <summary>The memory side of an access whose pages are translated.</summary>
     private UserAccessResult PhysAccess(ulong addr, int size, bool write, ulong value, ulong pfn0, ulong pfn1)
