@@ -70,6 +70,35 @@ public class DporSoundnessTests
         Assert.Contains(outcomes, o => o.Contains("R0=1", StringComparison.Ordinal));
     }
 
+    /// <summary>T0 writes the data word, T1 sets and clears the flag word: three steps on two
+    /// objects, none of them in conflict, so one Mazurkiewicz trace. The invariant (flag set only
+    /// with the data written) breaks only in the states where T1 set the flag before T0 wrote the
+    /// data, which no final state shows and which the default order (T0 first) never passes
+    /// through. The checks read the whole state, so DPOR must order the steps after which they run
+    /// as plain DFS does; with the checks off it runs the trace once.</summary>
+    [Fact]
+    public void AStateInvariantBrokenOnlyBetweenStepsIsFoundAsPlainDfsFindsIt()
+    {
+        var t = Scenarios.FlagBeforeData();
+        var dpor = Run(t, dpor: true);
+        var plain = Run(t, dpor: false, plainBudget: 1_000);
+        Assert.True(dpor.R.Complete && plain.R.Complete);
+        Assert.Contains(plain.R.Violations, v => v.Invariant == Scenarios.FlagBeforeDataInvariant);
+        Assert.Equal(plain.Violations.Order(), dpor.Violations.Order());
+        Assert.Equal(plain.Outcomes.Order(), dpor.Outcomes.Order());
+
+        var withoutChecks = Explorer.Explore(t, new ExplorationOptions
+        {
+            Strategy = Strategy.Dfs,
+            Minimize = false,
+            InvariantChecks = InvariantCheckMode.Off,
+        });
+        Assert.True(withoutChecks.Complete);
+        Assert.Equal(1, withoutChecks.Schedules);
+        Assert.Empty(withoutChecks.Violations);
+        Assert.True(dpor.R.Schedules > 1, $"DPOR ran {dpor.R.Schedules} schedule(s)");
+    }
+
     public static TheoryData<string[]> RwSectionPrograms()
     {
         string[] one = ["R", "W", "T"];

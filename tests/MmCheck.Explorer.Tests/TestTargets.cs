@@ -62,6 +62,32 @@ internal static class Scenarios
         return new Execution(k, () => Outcome.Of(("T0:r0", $"{regs[0]}"), ("T1:r1", $"{regs[1]}"), ("x", $"{Peek(k, p.Mm!, x)}")));
     });
 
+    public const string FlagBeforeDataInvariant = "flag-before-data";
+
+    /// <summary>T0 stores the data word; T1 sets the flag word and clears it again. A registered
+    /// invariant says the flag is set only once the data is written.</summary>
+    public static ExplorationTarget FlagBeforeData() => new LambdaTarget("flag-before-data", (s, g) =>
+    {
+        var k = Boot(g);
+        var p = k.CreateProcess("p");
+        ulong data = (ulong)k.Run(p, () => k.SysMmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        ulong flag = data + 64;
+        k.Run(p, () => k.UserStore(data, 8, 0));
+        var mm = p.Mm!;
+        k.InvariantRegistry.Add(new KernelInvariant(FlagBeforeDataInvariant, "the flag is set only once the data is written",
+            kk => Peek(kk, mm, flag) == 1 && Peek(kk, mm, data) != 1 ? ["flag set before the data was written"] : []));
+        var t0 = k.CreateThread(p, "T0");
+        var t1 = k.CreateThread(p, "T1");
+        k.UseScheduler(s);
+        s.Spawn(t0, async () => await k.UserStore(data, 8, 1), "T0");
+        s.Spawn(t1, async () =>
+        {
+            await k.UserStore(flag, 8, 1);
+            await k.UserStore(flag, 8, 0);
+        }, "T1");
+        return new Execution(k, () => Outcome.Of(("data", $"{Peek(k, mm, data)}"), ("flag", $"{Peek(k, mm, flag)}")));
+    });
+
     /// <summary>T0 takes A then B; T1 takes B then A (or A then B when <paramref name="sameOrder"/>).</summary>
     public static ExplorationTarget Abba(bool sameOrder) => new LambdaTarget(sameOrder ? "ab-ab" : "ab-ba", (s, g) =>
     {

@@ -453,6 +453,12 @@ public sealed class ExplorerScheduler : Scheduler
     {
         int idx = Log.Count - 1;
         ref var st = ref Log.Steps[idx];
+        // The checks after this step read the whole state: such steps are dependent on each other
+        // (see StepLog.CheckedState), so DPOR orders them every way the checks could tell apart.
+        if (st.Wrote && StoreFootprint && _checks != InvariantCheckMode.Off)
+        {
+            Log.AddFoot(StepLog.CheckedState | StepLog.WriteBit);
+        }
         st.FootLen = Log.FootCount - st.FootStart;
         st.DataLen = Log.DataCount - st.DataStart;
         _inStep = false;

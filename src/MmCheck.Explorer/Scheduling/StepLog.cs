@@ -44,6 +44,19 @@ internal sealed class StepLog
 {
     public const ulong WriteBit = 1UL << 63;
 
+    /// <summary>
+    /// The state the invariant checks read, as one object that every step after which they run
+    /// writes. The checks read everything a step may have changed, so two such steps are dependent
+    /// whatever their own footprints: DPOR then explores both orders of any two of them that
+    /// nothing else orders, and the steps that write shared state happen in one total order in
+    /// every trace. A state the checks see in some interleaving is the state after a prefix of that
+    /// order, which every interleaving of the trace passes through and checks (the page-table
+    /// checks, which wait while a page-table lock is held, with one gap: see the README). Without
+    /// it a violation seen only in an intermediate state of an unexplored linearisation is missed
+    /// (the revoked BAR still mapped before its VMA is linked, in seed000-jason-populate-before-link).
+    /// </summary>
+    public const ulong CheckedState = ((ulong)ObjId.Kind.None << ObjId.KindShift) | ObjId.IdMask;
+
     public StepRecord[] Steps = new StepRecord[256];
     public int Count;
     public ulong[] Foot = new ulong[1024];
