@@ -130,18 +130,8 @@ public class LockingTests
         {
             await k.MmapReadLock(mm);
             order.Add("r1 in");
-            ds.Spawn(w, async () =>
-            {
-                await k.MmapWriteLock(mm);
-                order.Add("w in");
-                await k.MmapWriteUnlock(mm);
-            }, "w");
-            ds.Spawn(r2, async () =>
-            {
-                await k.MmapReadLock(mm);
-                order.Add("r2 in");
-                await k.MmapReadUnlock(mm);
-            }, "r2");
+            ds.Spawn(w, WriteSection(k, mm, order, "w in"), "w");
+            ds.Spawn(r2, ReadSection(k, mm, order, "r2 in"), "r2");
             SpawnCompleting(ds, trig, go);
             await go.Wait();
             // w queued behind r1, and r2 queued behind w although only readers hold the lock.
@@ -168,23 +158,12 @@ public class LockingTests
         var ds = (DirectScheduler)k.Sched;
         var go = new Completion(k, "go");
         var order = new List<string>();
-        Func<ValueTask> Reader(string name) => async () =>
-        {
-            await k.MmapReadLock(mm);
-            order.Add(name);
-            await k.MmapReadUnlock(mm);
-        };
         ds.Run(w, async () =>
         {
             await k.MmapWriteLock(mm);
-            ds.Spawn(r1, Reader("r1 in"), "r1");
-            ds.Spawn(w2, async () =>
-            {
-                await k.MmapWriteLock(mm);
-                order.Add("w2 in");
-                await k.MmapWriteUnlock(mm);
-            }, "w2");
-            ds.Spawn(r2, Reader("r2 in"), "r2");
+            ds.Spawn(r1, ReadSection(k, mm, order, "r1 in"), "r1");
+            ds.Spawn(w2, WriteSection(k, mm, order, "w2 in"), "w2");
+            ds.Spawn(r2, ReadSection(k, mm, order, "r2 in"), "r2");
             SpawnCompleting(ds, trig, go);
             await go.Wait();
             await k.MmapWriteUnlock(mm);
@@ -192,6 +171,23 @@ public class LockingTests
         Assert.Equal(["r1 in", "r2 in", "w2 in"], order);
         Assert.Empty(k.Findings);
     }
+
+    /// <summary>A task body that read-locks <paramref name="mm"/>'s mmap_lock, notes
+    /// <paramref name="entry"/> in <paramref name="order"/> and unlocks.</summary>
+    private static Func<ValueTask> ReadSection(Linux.Kernel k, MmStruct mm, List<string> order, string entry) => async () =>
+    {
+        await k.MmapReadLock(mm);
+        order.Add(entry);
+        await k.MmapReadUnlock(mm);
+    };
+
+    /// <summary>As <see cref="ReadSection"/>, write-locked.</summary>
+    private static Func<ValueTask> WriteSection(Linux.Kernel k, MmStruct mm, List<string> order, string entry) => async () =>
+    {
+        await k.MmapWriteLock(mm);
+        order.Add(entry);
+        await k.MmapWriteUnlock(mm);
+    };
 
     /// <summary>Spawns <paramref name="t"/> to complete <paramref name="c"/>: it runs once the
     /// tasks queued before it have run or slept.</summary>
@@ -225,12 +221,7 @@ public class LockingTests
         ds.Run(r1, async () =>
         {
             await k.MmapReadLock(mm);
-            ds.Spawn(w, async () =>
-            {
-                await k.MmapWriteLock(mm);
-                order.Add("w in");
-                await k.MmapWriteUnlock(mm);
-            }, "w");
+            ds.Spawn(w, WriteSection(k, mm, order, "w in"), "w");
             SpawnCompleting(ds, trig, go);
             await go.Wait();
             await k.MmapReadUnlock(mm);
@@ -238,12 +229,7 @@ public class LockingTests
             await k.MmapReadLock(mm);
             stole = mm.MmapLock.IsReadHeldBy(r1) && mm.MmapLock.Writer is null;
             order.Add("r1 in again");
-            ds.Spawn(r2, async () =>
-            {
-                await k.MmapReadLock(mm);
-                order.Add("r2 in");
-                await k.MmapReadUnlock(mm);
-            }, "r2");
+            ds.Spawn(r2, ReadSection(k, mm, order, "r2 in"), "r2");
             ds.Spawn(late, () =>
             {
                 // After w's failed retry and r2's arrival.

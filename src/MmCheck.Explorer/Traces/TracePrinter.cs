@@ -76,7 +76,8 @@ public static class TracePrinter
         string action = step.Kind switch
         {
             SchedPointKind.TaskStart => "starts",
-            // Every lock reaches the scheduler through LockPoint, so a replayed lock step has its call.
+            // A replay names the call (every lock comes through Scheduler.LockPoint); a view built
+            // by other means may not.
             SchedPointKind.LockAcquire or SchedPointKind.LockRelease =>
                 $"{step.LockCall ?? (step.Kind == SchedPointKind.LockAcquire ? "lock" : "unlock")}({obj}){(step.AfterSleep ? ": woken" : "")}",
             SchedPointKind.ReadOnce => $"READ_ONCE {obj}",
