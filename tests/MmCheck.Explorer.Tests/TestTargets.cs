@@ -65,8 +65,9 @@ internal static class Scenarios
     public const string FlagBeforeDataInvariant = "flag-before-data";
 
     /// <summary>T0 stores the data word; T1 sets the flag word and clears it again. A registered
-    /// invariant says the flag is set only once the data is written.</summary>
-    public static ExplorationTarget FlagBeforeData() => new LambdaTarget("flag-before-data", (s, g) =>
+    /// invariant, reading <paramref name="reads"/> by its declaration, says the flag is set only
+    /// once the data is written; none when <paramref name="register"/> is false.</summary>
+    public static ExplorationTarget FlagBeforeData(bool register = true, ObjKinds reads = ObjKinds.All) => new LambdaTarget("flag-before-data", (s, g) =>
     {
         var k = Boot(g);
         var p = k.CreateProcess("p");
@@ -74,8 +75,11 @@ internal static class Scenarios
         ulong flag = data + 64;
         k.Run(p, () => k.UserStore(data, 8, 0));
         var mm = p.Mm!;
-        k.InvariantRegistry.Add(new KernelInvariant(FlagBeforeDataInvariant, "the flag is set only once the data is written",
-            kk => Peek(kk, mm, flag) == 1 && Peek(kk, mm, data) != 1 ? ["flag set before the data was written"] : []));
+        if (register)
+        {
+            k.RegisterInvariant(new KernelInvariant(FlagBeforeDataInvariant, "the flag is set only once the data is written",
+                kk => Peek(kk, mm, flag) == 1 && Peek(kk, mm, data) != 1 ? ["flag set before the data was written"] : [], reads));
+        }
         var t0 = k.CreateThread(p, "T0");
         var t1 = k.CreateThread(p, "T1");
         k.UseScheduler(s);
@@ -86,6 +90,63 @@ internal static class Scenarios
             await k.UserStore(flag, 8, 0);
         }, "T1");
         return new Execution(k, () => Outcome.Of(("data", $"{Peek(k, mm, data)}"), ("flag", $"{Peek(k, mm, flag)}")));
+    });
+
+    public const string FlagWhileQuietInvariant = "flag-and-data-while-quiet";
+
+    /// <summary>
+    /// A writer sets the data word inside a page-table lock's section; a flagger sets the flag word
+    /// and clears it again. The registered invariant waits, as the page-table checks do, while
+    /// <see cref="Linux.Kernel.PageTablesBusy"/>. With <paramref name="writerFirst"/> the writer is
+    /// T0 and the invariant forbids the flag before the data: that state shows while the writer
+    /// holds the lock without having written under it, or before it takes it (taking the lock is
+    /// independent of the flag's stores). Otherwise the flagger is T0 and the invariant forbids
+    /// the flag with the data written: that state is quiet only once the writer has released the
+    /// lock, so its release must be ordered against the flag's stores.
+    /// </summary>
+    public static ExplorationTarget FlagAndDataUnderPtl(bool writerFirst) => new LambdaTarget($"flag-and-data-under-ptl-{(writerFirst ? "w" : "f")}", (s, g) =>
+    {
+        var k = Boot(g);
+        var ptl = new Linux.SpinLock(k, LockClass.PtLock, "ptl");
+        ulong dataObj = ObjId.Make(ObjId.Kind.Other, 0x7100);
+        ulong flagObj = ObjId.Make(ObjId.Kind.Other, 0x7101);
+        int data = 0, flag = 0;
+        int forbiddenData = writerFirst ? 0 : 1;
+        k.RegisterInvariant(new KernelInvariant(FlagWhileQuietInvariant, "the flag is never set with the data in the forbidden state",
+            kk => !kk.PageTablesBusy() && flag == 1 && data == forbiddenData ? [$"flag set with data {data}"] : []));
+        var writer = k.CreateKernelThread("writer");
+        var flagger = k.CreateKernelThread("flagger");
+        k.UseScheduler(s);
+        if (writerFirst)
+        {
+            SpawnWriter();
+            SpawnFlagger();
+        }
+        else
+        {
+            SpawnFlagger();
+            SpawnWriter();
+        }
+        return new Execution(k, () => Outcome.Of(("data", $"{data}"), ("flag", $"{flag}")));
+
+        void SpawnWriter() => s.Spawn(writer, async () =>
+        {
+            await ptl.Lock();
+            await k.Sched.Point(SchedPointKind.WriteOnce, dataObj, "set_data");
+            k.Sched.Access(dataObj, write: true);
+            data = 1;
+            await ptl.Unlock();
+        }, "writer");
+
+        void SpawnFlagger() => s.Spawn(flagger, async () =>
+        {
+            await k.Sched.Point(SchedPointKind.WriteOnce, flagObj, "set_flag");
+            k.Sched.Access(flagObj, write: true);
+            flag = 1;
+            await k.Sched.Point(SchedPointKind.WriteOnce, flagObj, "clear_flag");
+            k.Sched.Access(flagObj, write: true);
+            flag = 0;
+        }, "flagger");
     });
 
     /// <summary>T0 takes A then B; T1 takes B then A (or A then B when <paramref name="sameOrder"/>).</summary>

@@ -14,8 +14,8 @@ public sealed record ExplorerBenchmarkOptions
     public int ThroughputSchedules { get; init; } = 1500;
 
     /// <summary>Pages of the fault-vs-munmap scenario explored completely for the parallel speed-up
-    /// (7: 9,079 executions, 633,132 steps since the steps the invariant checks follow are ordered
-    /// against each other; smaller runs are too short to time on a shared machine).</summary>
+    /// (7: 7,147 executions, 499,768 steps, with the invariant checks on or off; smaller runs are
+    /// too short to time on a shared machine).</summary>
     public int SpeedupPages { get; init; } = 7;
 
     /// <summary>Throughput is the best of this many explorations: each is short (a tenth of a second),

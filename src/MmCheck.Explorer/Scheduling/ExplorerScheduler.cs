@@ -316,9 +316,10 @@ public sealed class ExplorerScheduler : Scheduler
         {
             return;
         }
-        if (write && ObjId.KindOf(obj) != ObjId.Kind.Lock)
+        if (write && (ObjId.KindsOf(obj) & _kernel!.InvariantReads & ~ObjKinds.Lock) != 0)
         {
             Log.Steps[Log.Count - 1].Wrote = true;
+            CountCheckedWrite();
         }
         if (StoreFootprint)
         {

@@ -11,7 +11,8 @@ internal struct StepRecord
     public bool AfterSleep;
     /// <summary>Switching to this task preempted another that could have gone on.</summary>
     public bool Preempted;
-    /// <summary>The step wrote something other than a lock word (the state may have changed).</summary>
+    /// <summary>The step wrote an object of a kind the registered invariants read, lock words aside
+    /// (the state they check may have changed).</summary>
     public bool Wrote;
     public ulong Obj;
     public string Function;
@@ -46,14 +47,15 @@ internal sealed class StepLog
 
     /// <summary>
     /// The state the invariant checks read, as one object that every step after which they run
-    /// writes. The checks read everything a step may have changed, so two such steps are dependent
-    /// whatever their own footprints: DPOR then explores both orders of any two of them that
-    /// nothing else orders, and the steps that write shared state happen in one total order in
-    /// every trace. A state the checks see in some interleaving is the state after a prefix of that
-    /// order, which every interleaving of the trace passes through and checks (the page-table
-    /// checks, which wait while a page-table lock is held, with one gap: see the README). Without
-    /// it a violation seen only in an intermediate state of an unexplored linearisation is missed
-    /// (the revoked BAR still mapped before its VMA is linked, in seed000-jason-populate-before-link).
+    /// writes (a step that wrote an object of a kind some registered invariant reads). The checks
+    /// may read anything such a step changed, so two such steps are dependent whatever their own
+    /// footprints: DPOR then explores both orders of any two of them that nothing else orders, and
+    /// those steps happen in one total order in every trace. A state the checks see in some
+    /// interleaving is the state after a prefix of that order, which every interleaving of the
+    /// trace passes through and checks (the page-table checks wait while a page-table lock's holder
+    /// is mid-update, which the checked steps alone decide: see Kernel.PageTablesBusy). Without it
+    /// a violation seen only in an intermediate state of an unexplored linearisation is missed (the
+    /// revoked BAR still mapped before its VMA is linked, in seed000-jason-populate-before-link).
     /// </summary>
     public const ulong CheckedState = ((ulong)ObjId.Kind.None << ObjId.KindShift) | ObjId.IdMask;
 

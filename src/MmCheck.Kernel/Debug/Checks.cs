@@ -2,38 +2,63 @@ using static Linux.PgTable;
 
 namespace Linux;
 
-/// <summary>A checkable invariant: a stable name (see <see cref="Invariants"/>) and a check that
-/// returns the violations it sees in the kernel's current state.</summary>
-public sealed record KernelInvariant(string Name, string Description, Func<Kernel, IEnumerable<string>> Check);
+/// <summary>A checkable invariant: a stable name (see <see cref="Invariants"/>), a check that
+/// returns the violations it sees in the kernel's current state, and the kinds of object the check
+/// reads (<see cref="ObjKinds.All"/> unless it says less). A step that writes none of them cannot
+/// change its verdict: the explorer neither runs the checks after it nor orders it against the
+/// steps that do, so a declaration that leaves out a kind the check reads hides violations.</summary>
+public sealed record KernelInvariant(string Name, string Description, Func<Kernel, IEnumerable<string>> Check,
+    ObjKinds Reads = ObjKinds.All);
 
 // The built-in mm invariants, checked by the explorer at every scheduling point. Each holds only
 // outside the critical sections that update it, so checks that read page tables and folio
 // counters run only while no page-table lock is held by anyone.
 public sealed partial class Kernel
 {
+    /// <summary>What the built-in checks read: page tables, folio descriptors, VMAs and their trees,
+    /// page caches, resources, driver and mm state, and the locks (a page-table check waits while a
+    /// PTL is held). None reads user memory, a TLB or the page allocator's free lists: a folio's
+    /// being free is its descriptor's state, which freeing writes too.</summary>
+    private const ObjKinds MmStateKinds = ObjKinds.All & ~(ObjKinds.Word | ObjKinds.Tlb | ObjKinds.Allocator);
+
     /// <summary>The built-in invariants; a check takes the kernel, so one set serves every instance.</summary>
     private static readonly KernelInvariant[] BuiltinInvariants =
     [
         new(Invariants.RmapComplete,
             "a folio's mapcount equals the page-table entries that map it, and rmap finds each of them",
-            k => k.CheckRmapComplete()),
+            k => k.CheckRmapComplete(), MmStateKinds),
         new(Invariants.AnonExclusive,
             "a writable anonymous PTE maps a PageAnonExclusive page",
-            k => k.CheckAnonExclusive()),
+            k => k.CheckAnonExclusive(), MmStateKinds),
         new(Invariants.RefCount,
             "a mapped folio holds at least one reference per mapping and is not free",
-            k => k.CheckRefcounts()),
+            k => k.CheckRefcounts(), MmStateKinds),
         // The device layer's (Drivers/DeviceInvariants.cs): cheap when no revoke or write-notify backer exists.
         new(Invariants.RevokedIomemMapped,
             "after a revoke of an iomem range (a region claim, a vfio memory disable) returns, no user PTE maps it until it is released",
-            k => k.CheckRevokedIomemMapped()),
+            k => k.CheckRevokedIomemMapped(), MmStateKinds),
         new(Invariants.WriteNotify,
             "in a write-notify VMA a PTE is writable only if the backer's mkwrite ran for the page since it was last cleaned",
-            k => k.CheckWriteNotify()),
+            k => k.CheckWriteNotify(), MmStateKinds),
     ];
 
-    /// <summary>The registry: later layers (devices, notifiers) add theirs here.</summary>
-    public readonly List<KernelInvariant> InvariantRegistry = [.. BuiltinInvariants];
+    private readonly List<KernelInvariant> _invariants = [.. BuiltinInvariants];
+
+    /// <summary>The registered invariants, built-in first.</summary>
+    public IReadOnlyList<KernelInvariant> InvariantRegistry => _invariants;
+
+    /// <summary>The kinds of object some registered invariant reads.</summary>
+    public ObjKinds InvariantReads { get; private set; } = s_builtinReads;
+
+    private static readonly ObjKinds s_builtinReads = BuiltinInvariants.Aggregate(ObjKinds.None, (r, i) => r | i.Reads);
+
+    /// <summary>Adds an invariant to the registry: later layers (devices, notifiers) and tests add theirs here.</summary>
+    public void RegisterInvariant(KernelInvariant invariant)
+    {
+        ArgumentNullException.ThrowIfNull(invariant);
+        _invariants.Add(invariant);
+        InvariantReads |= invariant.Reads;
+    }
 
     /// <summary>Set when page tables or folio counters changed since the last check.</summary>
     internal bool StateDirty = true;
@@ -50,14 +75,22 @@ public sealed partial class Kernel
     /// PTEs, walked once at its start (the checks only read); null otherwise.</summary>
     private List<PteLeaf>? _passPteLeaves;
 
-    /// <summary>Whether some task holds a page-table lock (checks of mapcounts wait for quiescence).</summary>
+    /// <summary>
+    /// Whether some task is inside a page-table lock's section and has written state the checks
+    /// read since it took the lock: the checks of mapcounts wait until such an update is complete.
+    /// A holder that has written nothing yet has changed nothing, so it does not hold them up; its
+    /// release after a write is itself a write (<see cref="PageTablesQuiescedObj"/>), so the moments
+    /// the checks may run are decided by the writes alone, in whatever order they come. Without a
+    /// scheduler that counts writes, every holder counts as having written.
+    /// </summary>
     public bool PageTablesBusy()
     {
+        bool counted = Sched.RecordsFootprint;
         foreach (var t in Tasks)
         {
             foreach (var h in t.HeldLocks)
             {
-                if (h.Lock.Class == LockClass.PtLock || h.Lock.Class == LockClass.PageTableLock)
+                if (IsPageTableLock(h.Lock) && (!counted || h.CheckedWrites != t.CheckedWrites))
                 {
                     return true;
                 }
@@ -65,6 +98,12 @@ public sealed partial class Kernel
         }
         return false;
     }
+
+    /// <summary>The object a page-table lock's release writes when its holder wrote under it: the
+    /// page-table checks' waiting ends there.</summary>
+    internal static readonly ulong PageTablesQuiescedObj = ObjId.Make(ObjId.Kind.Other, ObjId.IdMask - 1);
+
+    private static bool IsPageTableLock(LockBase l) => l.Class == LockClass.PtLock || l.Class == LockClass.PageTableLock;
 
     /// <summary>Runs every registered invariant and returns the violations; the explorer calls
     /// this after the steps that changed state. The built-in checks allocate nothing when everything holds.</summary>
@@ -75,7 +114,7 @@ public sealed partial class Kernel
         _passPteLeaves = quiet ? CollectPteLeaves(t_pteLeaves ??= []) : null;
         try
         {
-            foreach (var inv in InvariantRegistry)
+            foreach (var inv in _invariants)
             {
                 if (!quiet && inv.Name is Invariants.RmapComplete or Invariants.AnonExclusive or Invariants.RefCount)
                 {

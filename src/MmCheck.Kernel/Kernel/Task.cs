@@ -64,6 +64,10 @@ public sealed class TaskStruct
     public object? WaitChannel;
     /// <summary>A scheduler's own per-task data.</summary>
     public object? SchedData;
+    /// <summary>Writes so far to objects the registered invariants read, counted by a scheduler
+    /// that records footprints (<see cref="Scheduler.CountCheckedWrite"/>): whether a page-table
+    /// lock holder has begun an update (<see cref="Kernel.PageTablesBusy"/>). Scheduler-owned.</summary>
+    public long CheckedWrites;
     /// <summary>The task died in BUG/oops.</summary>
     public bool Oopsed;
     /// <summary>A fatal signal is pending (SIGKILL from the OOM killer).</summary>

@@ -43,7 +43,7 @@ public sealed partial class Kernel
                 }
             }
         }
-        held.Add(new HeldLock(l, subclass, read, fn));
+        held.Add(new HeldLock(l, subclass, read, fn, t.CheckedWrites));
     }
 
     /// <summary>lock_release(): locks may be dropped in any order.</summary>
@@ -56,6 +56,11 @@ public sealed partial class Kernel
         {
             if (held[i].Lock == l)
             {
+                if (IsPageTableLock(l) && held[i].CheckedWrites != t.CheckedWrites)
+                {
+                    // The section's update is complete: the page-table checks may read the state again.
+                    Sched.Access(PageTablesQuiescedObj, write: true);
+                }
                 held.RemoveAt(i);
                 return;
             }

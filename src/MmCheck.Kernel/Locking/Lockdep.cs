@@ -55,7 +55,9 @@ public sealed class LockClass
 }
 
 /// <summary>One lock a task holds, with where it took it (lockdep's struct held_lock).</summary>
-public readonly record struct HeldLock(LockBase Lock, int Subclass, bool Read, string Function);
+/// <summary>An entry of a task's held_locks; <see cref="CheckedWrites"/> is the task's
+/// <see cref="TaskStruct.CheckedWrites"/> when it took the lock.</summary>
+public readonly record struct HeldLock(LockBase Lock, int Subclass, bool Read, string Function, long CheckedWrites);
 
 /// <summary>
 /// The class-level dependency graph (lockdep's "lock chains"). One graph spans a whole

@@ -104,6 +104,16 @@ public abstract class Scheduler
     /// <summary>Called by <see cref="SchedYield"/> when the current task suspends.</summary>
     protected internal abstract void Suspend(Action continuation);
 
+    /// <summary>Counts a write of the current task to state the registered invariants read
+    /// (<see cref="TaskStruct.CheckedWrites"/>); a scheduler that records footprints calls it.</summary>
+    protected void CountCheckedWrite()
+    {
+        if (Current is { } t)
+        {
+            t.CheckedWrites++;
+        }
+    }
+
     /// <summary>Records an access if the footprint is being recorded. Hot: keep it inlined.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Access(ulong obj, bool write)
@@ -219,6 +229,10 @@ public static class ObjId
 
     public static Kind KindOf(ulong obj) => (Kind)(obj >> KindShift);
 
+    /// <summary>The kind of <paramref name="obj"/> as a one-member <see cref="ObjKinds"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ObjKinds KindsOf(ulong obj) => (ObjKinds)(1 << (int)(obj >> KindShift));
+
     public static ulong IdOf(ulong obj) => obj & IdMask;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -248,4 +262,23 @@ public static class ObjId
             _ => $"obj#{id}",
         };
     }
+}
+
+/// <summary>A set of <see cref="ObjId.Kind"/>s: what an invariant reads (see <see cref="KernelInvariant.Reads"/>).</summary>
+[Flags]
+public enum ObjKinds : ushort
+{
+    None = 0,
+    Lock = 1 << (int)ObjId.Kind.Lock,
+    PtEntry = 1 << (int)ObjId.Kind.PtEntry,
+    Folio = 1 << (int)ObjId.Kind.Folio,
+    Word = 1 << (int)ObjId.Kind.Word,
+    VmaTree = 1 << (int)ObjId.Kind.VmaTree,
+    Vma = 1 << (int)ObjId.Kind.Vma,
+    Tlb = 1 << (int)ObjId.Kind.Tlb,
+    PageCache = 1 << (int)ObjId.Kind.PageCache,
+    Allocator = 1 << (int)ObjId.Kind.Allocator,
+    Resource = 1 << (int)ObjId.Kind.Resource,
+    Other = 1 << (int)ObjId.Kind.Other,
+    All = 0xFFFF,
 }
