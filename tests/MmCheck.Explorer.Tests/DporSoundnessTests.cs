@@ -81,12 +81,7 @@ public class DporSoundnessTests
     public void AStateInvariantBrokenOnlyBetweenStepsIsFoundAsPlainDfsFindsIt()
     {
         var t = Scenarios.FlagBeforeData();
-        var dpor = Run(t, dpor: true);
-        var plain = Run(t, dpor: false, plainBudget: 1_000);
-        Assert.True(dpor.R.Complete && plain.R.Complete);
-        Assert.Contains(plain.R.Violations, v => v.Invariant == Scenarios.FlagBeforeDataInvariant);
-        Assert.Equal(plain.Violations.Order(), dpor.Violations.Order());
-        Assert.Equal(plain.Outcomes.Order(), dpor.Outcomes.Order());
+        var dpor = FindsWhatPlainDfsFinds(t, Scenarios.FlagBeforeDataInvariant);
 
         var withoutChecks = Explorer.Explore(t, new ExplorationOptions
         {
@@ -97,7 +92,7 @@ public class DporSoundnessTests
         Assert.True(withoutChecks.Complete);
         Assert.Equal(1, withoutChecks.Schedules);
         Assert.Empty(withoutChecks.Violations);
-        Assert.True(dpor.R.Schedules > 1, $"DPOR ran {dpor.R.Schedules} schedule(s)");
+        Assert.True(dpor.Schedules > 1, $"DPOR ran {dpor.Schedules} schedule(s)");
     }
 
     /// <summary>A check that waits while a page-table lock's holder is mid-update must still see
@@ -112,13 +107,7 @@ public class DporSoundnessTests
     [InlineData(false)]
     public void ACheckWaitingForPageTableLocksSeesWhatPlainDfsSees(bool writerFirst)
     {
-        var t = Scenarios.FlagAndDataUnderPtl(writerFirst);
-        var dpor = Run(t, dpor: true);
-        var plain = Run(t, dpor: false, plainBudget: 1_000);
-        Assert.True(dpor.R.Complete && plain.R.Complete);
-        Assert.Contains(plain.R.Violations, v => v.Invariant == Scenarios.FlagWhileQuietInvariant);
-        Assert.Equal(plain.Violations.Order(), dpor.Violations.Order());
-        Assert.Equal(plain.Outcomes.Order(), dpor.Outcomes.Order());
+        FindsWhatPlainDfsFinds(Scenarios.FlagAndDataUnderPtl(writerFirst), Scenarios.FlagWhileQuietInvariant);
     }
 
     /// <summary>An invariant that declares what it reads (here user memory only) is honoured: the
@@ -126,12 +115,20 @@ public class DporSoundnessTests
     [Fact]
     public void AnInvariantReadingUserMemoryOrdersTheStoresItReads()
     {
-        var t = Scenarios.FlagBeforeData(reads: ObjKinds.Word);
+        FindsWhatPlainDfsFinds(Scenarios.FlagBeforeData(reads: ObjKinds.Word), Scenarios.FlagBeforeDataInvariant);
+    }
+
+    /// <summary>Explores <paramref name="t"/> completely with and without DPOR: plain DFS reports
+    /// <paramref name="invariant"/>, and DPOR the same violations and final states. Returns DPOR's result.</summary>
+    private static ExplorationResult FindsWhatPlainDfsFinds(ExplorationTarget t, string invariant)
+    {
         var dpor = Run(t, dpor: true);
         var plain = Run(t, dpor: false, plainBudget: 1_000);
         Assert.True(dpor.R.Complete && plain.R.Complete);
-        Assert.Contains(dpor.R.Violations, v => v.Invariant == Scenarios.FlagBeforeDataInvariant);
+        Assert.Contains(plain.R.Violations, v => v.Invariant == invariant);
         Assert.Equal(plain.Violations.Order(), dpor.Violations.Order());
+        Assert.Equal(plain.Outcomes.Order(), dpor.Outcomes.Order());
+        return dpor.R;
     }
 
     /// <summary>No built-in invariant reads user memory, so stores that change nothing else are
