@@ -10,9 +10,9 @@ namespace Linux;
 public sealed record KernelInvariant(string Name, string Description, Func<Kernel, IEnumerable<string>> Check,
     ObjKinds Reads = ObjKinds.All);
 
-// The built-in mm invariants, checked by the explorer at every scheduling point. Each holds only
-// outside the critical sections that update it, so checks that read page tables and folio
-// counters run only while no page-table lock is held by anyone.
+// The built-in mm invariants, checked by the explorer after the steps that may change them. Each
+// holds only outside the critical sections that update it, so checks that read page tables and
+// folio counters wait while a page-table lock's holder is mid-update (PageTablesBusy).
 public sealed partial class Kernel
 {
     /// <summary>What the built-in checks read: page tables, folio descriptors, VMAs and their trees,
