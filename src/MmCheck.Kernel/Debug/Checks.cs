@@ -60,9 +60,6 @@ public sealed partial class Kernel
         InvariantReads |= invariant.Reads;
     }
 
-    /// <summary>Set when page tables or folio counters changed since the last check.</summary>
-    internal bool StateDirty = true;
-
     /// <summary>A user PTE of a live mm, as the page-table checks read it.</summary>
     private readonly record struct PteLeaf(MmStruct Mm, VmAreaStruct Vma, ulong Addr, ulong Entry);
 

@@ -54,9 +54,8 @@ public sealed class LockClass
     public static readonly LockClass MmuNotifierLock = Define("mmu_notifier_invalidate_range", sleeps: true);
 }
 
-/// <summary>One lock a task holds, with where it took it (lockdep's struct held_lock).</summary>
-/// <summary>An entry of a task's held_locks; <see cref="CheckedWrites"/> is the task's
-/// <see cref="TaskStruct.CheckedWrites"/> when it took the lock.</summary>
+/// <summary>One lock a task holds, with where it took it (lockdep's struct held_lock) and the task's
+/// <see cref="TaskStruct.CheckedWrites"/> then.</summary>
 public readonly record struct HeldLock(LockBase Lock, int Subclass, bool Read, string Function, long CheckedWrites);
 
 /// <summary>
