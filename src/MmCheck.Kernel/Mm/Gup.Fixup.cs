@@ -33,6 +33,7 @@ public sealed partial class Kernel
     /// </summary>
     /// <remarks>Context: mmap read lock held; held again on return.</remarks>
     [KernelSymbol("fixup_user_fault", "mm/gup.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     public async ValueTask<(int Ret, bool Unlocked)> FixupUserFault(MmStruct mm, ulong address, FaultFlag faultFlags, bool allowUnlock)
     {
         bool unlocked = false;

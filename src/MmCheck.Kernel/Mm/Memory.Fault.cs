@@ -305,6 +305,7 @@ public sealed partial class Kernel
         return HandlePteFaultDispatch(vmf);
     }
 
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     private async ValueTask<VmFault> HandlePteFaultAfterRead(VmFaultInfo vmf, ValueTask<Pte> read)
     {
         HandlePteFaultSaw(vmf, await read);
@@ -609,6 +610,7 @@ public sealed partial class Kernel
     /// <summary>do_read_fault(): fault-around first, then ->fault and finish_fault().</summary>
     /// <remarks>Context: mmap_lock or VMA read lock; no PTL held.</remarks>
     [KernelSymbol("do_read_fault", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     private async ValueTask<VmFault> DoReadFault(VmFaultInfo vmf)
     {
         VmFault ret;
@@ -686,6 +688,7 @@ public sealed partial class Kernel
     /// <summary>do_shared_fault(): ->fault, ->page_mkwrite if any, then map writable and dirty.</summary>
     /// <remarks>Context: mmap_lock or VMA read lock; no PTL held.</remarks>
     [KernelSymbol("do_shared_fault", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     private async ValueTask<VmFault> DoSharedFault(VmFaultInfo vmf)
     {
         var vma = vmf.Vma;

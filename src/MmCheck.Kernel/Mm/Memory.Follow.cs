@@ -53,6 +53,7 @@ public sealed partial class Kernel
     /// </summary>
     /// <remarks>Context: mmap read lock (or i_mmap_rwsem) held.</remarks>
     [KernelSymbol("follow_pfnmap_start", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     public async ValueTask<int> FollowPfnmapStart(FollowPfnmapArgs args)
     {
         var vma = args.Vma;
@@ -150,6 +151,7 @@ public sealed partial class Kernel
     /// or i_mmap_rwsem is still held.
     /// </remarks>
     [KernelSymbol("follow_pfnmap_end", "mm/memory.c")]
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder))]
     public async ValueTask FollowPfnmapEnd(FollowPfnmapArgs args)
     {
         if (args.Lock is { } lk)

@@ -227,6 +227,7 @@ public sealed partial class Kernel
         return point.IsCompleted ? new ValueTask<Pte>(PtepGet(p)) : PtepGetAfterPoint(point, p);
     }
 
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     private async ValueTask<Pte> PtepGetAfterPoint(SchedYield point, PtPtr p)
     {
         await point;

@@ -116,6 +116,7 @@ public sealed partial class Kernel
     /// the PFNs behind [vaddr, vaddr + npages pages) of the current task's mm, or -errno. Pins
     /// taken on ordinary pages are kept (the DMA mapping holds them).
     /// </summary>
+    [AsyncMethodBuilder(typeof(InlineAsyncBuilder<>))]
     public async ValueTask<(long Ret, List<ulong> Pfns)> VfioIommuMapDma(ulong vaddr, long npages, bool write)
     {
         var mm = Current!.Mm!;
