@@ -78,6 +78,13 @@ public sealed record ExplorationOptions
     /// </summary>
     public int SplitDepth { get; init; } = int.MaxValue;
 
+    /// <summary>
+    /// A DFS execution keeps the record of the steps it has in common with the worker's last one
+    /// (footprints, happens-before) instead of recording them again; the kernel still runs them.
+    /// Off only in the tests that show it changes no result.
+    /// </summary>
+    internal bool KeepReplayedSteps { get; init; } = true;
+
     /// <summary>Random and PCT schedules the portfolio runs at most before going exhaustive (fewer
     /// when the scenario has one schedule or the samples keep repeating; see the explorer's README).</summary>
     public int PortfolioSchedules { get; init; } = 300;

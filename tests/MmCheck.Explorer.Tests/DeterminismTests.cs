@@ -71,6 +71,32 @@ public class DeterminismTests
         Assert.All(seen, x => Assert.Equal((true, (string?)null), x));
     }
 
+    public static TheoryData<string> TargetsAndPrograms() => ["abba", "fixup", "munmap", "choice", "random-3", "random-rw-11"];
+
+    [Theory]
+    [MemberData(nameof(TargetsAndPrograms))]
+    public void KeepingTheStepsAnExecutionSharesWithTheLastChangesNoResult(string name)
+    {
+        var t = name switch
+        {
+            "random-3" => RandomPrograms.Make(3),
+            "random-rw-11" => RandomPrograms.Make(11, threads: 2, ops: 3, rwsem: true),
+            _ => Target(name),
+        };
+        // One unit per branch (the default) and one sequential source-DPOR; plain DFS too, which
+        // keeps the steps without a race detector.
+        foreach (int split in new[] { int.MaxValue, 0 })
+        {
+            foreach (bool dpor in new[] { true, false })
+            {
+                var o = new ExplorationOptions { Strategy = Strategy.Dfs, Workers = 1, MaxSchedules = 20_000, SplitDepth = split, Dpor = dpor };
+                var kept = Explorer.Explore(t, o);
+                Assert.True(kept.Schedules > 1, $"{name}: {kept.Schedules} schedules");
+                Assert.Equal(TestKit.Fingerprint(Explorer.Explore(t, o with { KeepReplayedSteps = false })), TestKit.Fingerprint(kept));
+            }
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Targets))]
     public void DfsGivesTheSameResultTwiceAndOnAnyNumberOfWorkers(string name)

@@ -29,6 +29,8 @@ public sealed class ExplorerScheduler : Scheduler
     private int _cur = -1;
     private int _next = -1;
     private bool _inStep;
+    /// <summary>The step in progress is one the log kept from the last execution.</summary>
+    private bool _replayed;
     private bool _switched;
     private bool _dirty;
     private int _edgeCount;
@@ -80,7 +82,7 @@ public sealed class ExplorerScheduler : Scheduler
         var s = t_idle ?? new ExplorerScheduler();
         t_idle = null;
         T result = run(s);
-        s.EndExecution();
+        s.EndExecution(0);
         s._ctl = null!;
         s.LockNames = null;
         s.Current = null;
@@ -97,7 +99,7 @@ public sealed class ExplorerScheduler : Scheduler
 
     /// <summary>The last execution is over and observed: its tasks are let go and its kernel's
     /// memory goes to the thread's pools (see <see cref="ExplorationTarget.Prepare"/>).</summary>
-    private void EndExecution()
+    private void EndExecution(int keepSteps)
     {
         for (int i = 0; i < TaskCount; i++)
         {
@@ -106,7 +108,7 @@ public sealed class ExplorerScheduler : Scheduler
             _slots[i].Task = null!;
         }
         TaskCount = 0;
-        Log.Reset();
+        Log.Rewind(keepSteps);
         _kernel?.Recycle();
         _kernel = null;
         _graph = null;
@@ -119,13 +121,22 @@ public sealed class ExplorerScheduler : Scheduler
     internal TaskSlot Slot(int index) => _slots[index];
 
     /// <summary>Readies the scheduler for a new execution (before the target's Prepare).</summary>
-    internal void BeginExecution(IScheduleController ctl, bool storeFootprint, bool recordEffects, int maxSteps, InvariantCheckMode checks)
+    /// <param name="keepSteps">How many of the last execution's first steps this one repeats (its
+    /// controller replays the same choices that far): the log keeps their records, and they run
+    /// without recording footprints again. Never with <paramref name="recordEffects"/>.</param>
+    internal void BeginExecution(IScheduleController ctl, bool storeFootprint, bool recordEffects, int maxSteps, InvariantCheckMode checks,
+        int keepSteps = 0)
     {
+        if (recordEffects && keepSteps > 0)
+        {
+            throw new ArgumentException("steps recorded with effects are never kept", nameof(keepSteps));
+        }
         _ctl = ctl;
-        EndExecution();
+        EndExecution(keepSteps);
         _cur = -1;
         _next = -1;
         _inStep = false;
+        _replayed = false;
         _switched = false;
         _dirty = true;
         _maxSteps = maxSteps;
@@ -306,7 +317,10 @@ public sealed class ExplorerScheduler : Scheduler
         {
             v = 0;
         }
-        Log.AddData(new DataRecord(what, count, v));
+        if (!_replayed)
+        {
+            Log.AddData(new DataRecord(what, count, v));
+        }
         return v;
     }
 
@@ -321,7 +335,7 @@ public sealed class ExplorerScheduler : Scheduler
             Log.Steps[Log.Count - 1].Wrote = true;
             CountCheckedWrite();
         }
-        if (StoreFootprint)
+        if (StoreFootprint && !_replayed)
         {
             AddAccess(obj, write);
         }
@@ -405,6 +419,33 @@ public sealed class ExplorerScheduler : Scheduler
     {
         var slot = _slots[n];
         int idx = Log.Count;
+        _replayed = idx < Log.Kept;
+        ref var st = ref _replayed ? ref KeptRecord(slot, n, idx) : ref NewRecord(slot, n);
+        if (st.Preempted)
+        {
+            Preemptions++;
+        }
+        NextStepNode = -1;
+        slot.WakeStep = -1;
+        slot.LastStep = idx;
+        if (slot.Task.SchedState == TaskSchedState.New)
+        {
+            slot.Task.SchedState = TaskSchedState.Runnable;
+        }
+        _cur = n;
+        _inStep = true;
+        Current = slot.Task;
+        // A lock operation reports its own footprint (a reader's, for one, only reads the lock word).
+        // A task woken holding a lock that was handed to it resumes inside the lock: the hand-off
+        // wrote the word, and this step is taken as writing it too.
+        if (!_replayed && StoreFootprint && st.AfterSleep && st.Kind == SchedPointKind.LockAcquire && st.Obj != 0)
+        {
+            Log.AddFoot(st.Obj | StepLog.WriteBit);
+        }
+    }
+
+    private ref StepRecord NewRecord(TaskSlot slot, int n)
+    {
         ref var st = ref Log.Add();
         st.Thread = n;
         st.Kind = slot.Kind;
@@ -427,41 +468,40 @@ public sealed class ExplorerScheduler : Scheduler
         st.Node = NextStepNode;
         st.Wrote = false;
         st.Preempted = LastThread >= 0 && LastThread != n && _slots[LastThread].Enabled;
-        if (st.Preempted)
+        return ref st;
+    }
+
+    /// <summary>
+    /// The record of a step the log kept from the last execution (with its footprint and data
+    /// choices), checked against the task that resumes: the same thread at the same point.
+    /// </summary>
+    private ref StepRecord KeptRecord(TaskSlot slot, int n, int idx)
+    {
+        ref var st = ref Log.Replay();
+        if (st.Thread != n || st.Obj != slot.Obj || st.Kind != slot.Kind || st.Seq != slot.Seq + 1)
         {
-            Preemptions++;
+            throw new InvalidOperationException(
+                $"model nondeterminism: step {idx} of the replayed prefix was thread {st.Thread} at {st.Function}, now thread {n} at {slot.Function}");
         }
-        NextStepNode = -1;
-        slot.WakeStep = -1;
-        slot.LastStep = idx;
-        if (slot.Task.SchedState == TaskSchedState.New)
-        {
-            slot.Task.SchedState = TaskSchedState.Runnable;
-        }
-        _cur = n;
-        _inStep = true;
-        Current = slot.Task;
-        // A lock operation reports its own footprint (a reader's, for one, only reads the lock word).
-        // A task woken holding a lock that was handed to it resumes inside the lock: the hand-off
-        // wrote the word, and this step is taken as writing it too.
-        if (StoreFootprint && st.AfterSleep && st.Kind == SchedPointKind.LockAcquire && st.Obj != 0)
-        {
-            Log.AddFoot(st.Obj | StepLog.WriteBit);
-        }
+        slot.Seq++;
+        return ref st;
     }
 
     private void EndStep()
     {
         int idx = Log.Count - 1;
         ref var st = ref Log.Steps[idx];
-        // The checks after this step read the whole state: such steps are dependent on each other
-        // (see StepLog.CheckedState), so DPOR orders them every way the checks could tell apart.
-        if (st.Wrote && StoreFootprint && _checks != InvariantCheckMode.Off)
+        if (!_replayed)
         {
-            Log.AddFoot(StepLog.CheckedState | StepLog.WriteBit);
+            // The checks after this step read the whole state: such steps are dependent on each other
+            // (see StepLog.CheckedState), so DPOR orders them every way the checks could tell apart.
+            if (st.Wrote && StoreFootprint && _checks != InvariantCheckMode.Off)
+            {
+                Log.AddFoot(StepLog.CheckedState | StepLog.WriteBit);
+            }
+            st.FootLen = Log.FootCount - st.FootStart;
+            st.DataLen = Log.DataCount - st.DataStart;
         }
-        st.FootLen = Log.FootCount - st.FootStart;
-        st.DataLen = Log.DataCount - st.DataStart;
         _inStep = false;
         RunLength = LastThread == st.Thread ? RunLength + 1 : 1;
         LastThread = st.Thread;

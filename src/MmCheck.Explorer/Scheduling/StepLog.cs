@@ -61,6 +61,9 @@ internal sealed class StepLog
 
     public StepRecord[] Steps = new StepRecord[256];
     public int Count;
+    /// <summary>Leading steps kept from the previous execution, which this one replays: they are
+    /// not recorded again (see <see cref="Rewind"/>).</summary>
+    public int Kept;
     public ulong[] Foot = new ulong[1024];
     public int FootCount;
     public DataRecord[] Data = new DataRecord[16];
@@ -69,17 +72,43 @@ internal sealed class StepLog
     /// <summary>Effects per step, only when effects are recorded.</summary>
     public List<Effect>?[]? Effects;
 
-    public void Reset()
+    public void Reset() => Rewind(0);
+
+    /// <summary>
+    /// Starts a new execution that keeps the first <paramref name="keep"/> steps of the last one
+    /// (their records, footprints and data choices): it replays the same choices to that point, and
+    /// the model is deterministic. Findings are dropped (those of replayed steps are not reported).
+    /// </summary>
+    public void Rewind(int keep)
     {
+        if (keep > Count)
+        {
+            throw new InvalidOperationException($"keeping {keep} steps of {Count}");
+        }
         Count = 0;
-        FootCount = 0;
-        DataCount = 0;
+        Kept = keep;
+        if (keep > 0)
+        {
+            ref var last = ref Steps[keep - 1];
+            FootCount = last.FootStart + last.FootLen;
+            DataCount = last.DataStart + last.DataLen;
+        }
+        else
+        {
+            FootCount = 0;
+            DataCount = 0;
+        }
         Findings.Clear();
         if (Effects is not null)
         {
+            // Kept steps are never recorded with effects (the explorer keeps none while it records them).
             Array.Clear(Effects);
         }
     }
+
+    /// <summary>Begins step <see cref="Count"/>, one kept from the last execution.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ref StepRecord Replay() => ref Steps[Count++];
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ref StepRecord Add()

@@ -4,7 +4,7 @@ using Linux;
 namespace MmCheck.Explorer;
 
 /// <summary>Settings of a DFS engine.</summary>
-internal sealed record DfsSettings(bool Dpor, int? MaxPreemptions, int MaxSteps, InvariantCheckMode Checks)
+internal sealed record DfsSettings(bool Dpor, int? MaxPreemptions, int MaxSteps, InvariantCheckMode Checks, bool KeepReplayedSteps = true)
 {
     /// <summary>Plain DFS (no reduction) under a preemption bound: the mode that stays sound with a bound.</summary>
     public bool Plain => !Dpor || MaxPreemptions is not null;
@@ -47,6 +47,8 @@ internal sealed class DfsEngine : IScheduleController
     private int _cursor;
     private int _replay;
     private int _firstFresh;
+    /// <summary>The scheduler's log and the race detector hold this engine's last execution.</summary>
+    private bool _lastInLog;
 
     /// <summary>The worker this engine runs on (its units go to its own queue).</summary>
     private readonly int _worker;
@@ -80,6 +82,8 @@ internal sealed class DfsEngine : IScheduleController
         Action<ExplorerScheduler, ExecutionEnd, Outcome?> onExecution, Func<bool> shouldStop)
     {
         _unit = unit;
+        int keep = _lastInLog && _settings.KeepReplayedSteps ? StepsInCommon(unit) : 0;
+        _lastInLog = false;
         Truncate(0);
         for (int j = 0; j < unit.Key.Length; j++)
         {
@@ -103,7 +107,13 @@ internal sealed class DfsEngine : IScheduleController
             {
                 return false;
             }
-            RunOne(graphForExecution(), onExecution);
+            if (!first && _settings.KeepReplayedSteps)
+            {
+                // The last execution passed the node this one departs at, with the same choices
+                // above it: the steps before that node's are the same.
+                keep = _nodes[_replay - 1].Step;
+            }
+            RunOne(graphForExecution(), onExecution, keep);
             if (first && _cursor < unit.Key.Length)
             {
                 throw new InvalidOperationException(
@@ -115,16 +125,45 @@ internal sealed class DfsEngine : IScheduleController
         return true;
     }
 
-    private void RunOne(LockGraph graph, Action<ExplorerScheduler, ExecutionEnd, Outcome?> onExecution)
+    /// <summary>
+    /// Steps the last execution has in common with the first of <paramref name="unit"/>: those
+    /// before the first branching point where their choices differ (units are taken in depth-first
+    /// order, so most share a long prefix with the execution before them).
+    /// </summary>
+    private int StepsInCommon(UnitSpec unit)
+    {
+        int n = Math.Min(unit.Key.Length, _nodes.Count);
+        if (n == 0)
+        {
+            return 0;
+        }
+        int j = 0;
+        while (j < n - 1 && _nodes[j].IsData == unit.IsData(j) && _nodes[j].Chosen == unit.Key[j])
+        {
+            j++;
+        }
+        return Math.Max(_nodes[j].Step, 0);
+    }
+
+    /// <summary>Runs one execution; its first <paramref name="keep"/> steps are the last execution's.</summary>
+    private void RunOne(LockGraph graph, Action<ExplorerScheduler, ExecutionEnd, Outcome?> onExecution, int keep)
     {
         _cursor = 0;
         _firstFresh = _replay == 0 ? 0 : int.MaxValue;
         _sleep.Clear();
-        _races.Reset();
-        _s.BeginExecution(this, storeFootprint: !_plain, recordEffects: false, _settings.MaxSteps, _settings.Checks);
+        if (_plain)
+        {
+            _races.Reset();
+        }
+        else
+        {
+            _races.Rewind(keep);
+        }
+        _s.BeginExecution(this, storeFootprint: !_plain, recordEffects: false, _settings.MaxSteps, _settings.Checks, keep);
         var ex = _target.Prepare(_s, graph);
         _s.Attach(ex.Kernel, graph);
         var end = _s.Run();
+        _lastInLog = true;
         if (_coord is not null)
         {
             Commit();
@@ -272,7 +311,10 @@ internal sealed class DfsEngine : IScheduleController
                 node.ChosenHasData = st.DataLen > 0;
             }
         }
-        _races.AddStep(s.Log, step, s.TaskCount, step >= _firstFresh, _onRace);
+        if (step >= s.Log.Kept)
+        {
+            _races.AddStep(s.Log, step, s.TaskCount, step >= _firstFresh, _onRace);
+        }
         // Threads asleep stay asleep only while steps independent of their next one run.
         if (_sleep.Count > 0)
         {

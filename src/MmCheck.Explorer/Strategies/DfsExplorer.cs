@@ -9,7 +9,7 @@ internal static class DfsExplorer
     public static bool Run(ExplorationTarget target, ExplorationOptions opt, ExplorationBudget budget,
         TraceFactory traces, ResultBuilder into)
     {
-        var settings = new DfsSettings(opt.Dpor, opt.MaxPreemptions, opt.MaxStepsPerSchedule, opt.InvariantChecks);
+        var settings = new DfsSettings(opt.Dpor, opt.MaxPreemptions, opt.MaxStepsPerSchedule, opt.InvariantChecks, opt.KeepReplayedSteps);
         var coord = new DfsCoordinator(opt.SplitDepth, settings.Plain, opt.Workers);
         var results = new DfsResults(traces);
         coord.Enqueue(UnitSpec.Root);

@@ -12,6 +12,8 @@ namespace MmCheck.Explorer;
 /// scan. Two steps of different threads race when they are dependent and nothing else orders them;
 /// for each race the initials of the reversed sequence (notdep(e).e') are computed, which is what
 /// source-DPOR adds to the backtrack set of the node before e.
+/// An execution that replays the previous one's first steps keeps what they added: every change
+/// to the per-object tables is logged, and <see cref="Rewind"/> undoes those of the later steps.
 /// </remarks>
 internal sealed class RaceDetector
 {
@@ -28,11 +30,60 @@ internal sealed class RaceDetector
     private readonly int[] _firstSeq = new int[ExplorerScheduler.MaxTasks];
     private readonly int[] _races = new int[ExplorerScheduler.MaxTasks];
 
+    // Undo log: per footprint entry, the object's last writer and reader list before it.
+    private Undo[] _undo = new Undo[1024];
+    private int _undoCount;
+    // Per step, where its undo entries and reads began.
+    private int[] _stepUndo = new int[256];
+    private int[] _stepReads = new int[256];
+    private int _steps;
+
+    private struct Undo
+    {
+        public int Obj;
+        public int LastWrite;
+        public int ReadHead;
+    }
+
+    /// <summary>Forgets every step.</summary>
     public void Reset()
     {
         _objIndex.Clear();
         _objCount = 0;
         _readCount = 0;
+        _undoCount = 0;
+        _steps = 0;
+    }
+
+    /// <summary>
+    /// Back to the state after the first <paramref name="steps"/> steps added, for an execution
+    /// whose first steps are the same (their clock rows are kept as they are).
+    /// </summary>
+    public void Rewind(int steps)
+    {
+        if (steps <= 0)
+        {
+            Reset();
+            return;
+        }
+        if (steps > _steps)
+        {
+            throw new InvalidOperationException($"rewind to step {steps} of {_steps}");
+        }
+        if (steps == _steps)
+        {
+            return;
+        }
+        int stop = _stepUndo[steps];
+        for (int u = _undoCount - 1; u >= stop; u--)
+        {
+            ref var e = ref _undo[u];
+            _lastWrite[e.Obj] = e.LastWrite;
+            _readHead[e.Obj] = e.ReadHead;
+        }
+        _undoCount = stop;
+        _readCount = _stepReads[steps];
+        _steps = steps;
     }
 
     /// <summary>
@@ -41,7 +92,14 @@ internal sealed class RaceDetector
     /// </summary>
     public void AddStep(StepLog log, int i, int threads, bool analyze, Action<int, ulong> onRace)
     {
+        if (i != _steps)
+        {
+            throw new InvalidOperationException($"step {i} added after {_steps} steps");
+        }
         EnsureCapacity(i + 1, threads);
+        _stepUndo[i] = _undoCount;
+        _stepReads[i] = _readCount;
+        _steps = i + 1;
         ref var st = ref log.Steps[i];
         int p = st.Thread;
         int stride = _stride;
@@ -80,6 +138,7 @@ internal sealed class RaceDetector
             }
             int obj = oi;
             int lw = _lastWrite[obj];
+            PushUndo(obj, lw);
             if (lw >= 0)
             {
                 AddCandidate(log, lw, p, ref cands);
@@ -223,6 +282,19 @@ internal sealed class RaceDetector
         }
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private void PushUndo(int obj, int lastWrite)
+    {
+        if (_undoCount == _undo.Length)
+        {
+            Array.Resize(ref _undo, _undoCount * 2);
+        }
+        ref var e = ref _undo[_undoCount++];
+        e.Obj = obj;
+        e.LastWrite = lastWrite;
+        e.ReadHead = _readHead[obj];
+    }
+
     private int NewObject()
     {
         if (_objCount == _lastWrite.Length)
@@ -264,6 +336,11 @@ internal sealed class RaceDetector
         if (steps * _stride > _clk.Length)
         {
             Array.Resize(ref _clk, Math.Max(steps * _stride, _clk.Length * 2));
+        }
+        if (steps > _stepUndo.Length)
+        {
+            Array.Resize(ref _stepUndo, Math.Max(steps, _stepUndo.Length * 2));
+            Array.Resize(ref _stepReads, _stepUndo.Length);
         }
     }
 }

@@ -84,7 +84,7 @@ internal static class Minimizer
             int used = 0;
             for (int k = 0; k <= original.Preemptions && used < budget; k++)
             {
-                var settings = new DfsSettings(Dpor: false, MaxPreemptions: k, opt.MaxStepsPerSchedule, opt.InvariantChecks);
+                var settings = new DfsSettings(Dpor: false, MaxPreemptions: k, opt.MaxStepsPerSchedule, opt.InvariantChecks, opt.KeepReplayedSteps);
                 var engine = new DfsEngine(target, sched, settings, null)
                 {
                     Goal = s => goal(s, null, null) >= 0,
