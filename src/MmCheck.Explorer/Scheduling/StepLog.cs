@@ -72,8 +72,6 @@ internal sealed class StepLog
     /// <summary>Effects per step, only when effects are recorded.</summary>
     public List<Effect>?[]? Effects;
 
-    public void Reset() => Rewind(0);
-
     /// <summary>
     /// Starts a new execution that keeps the first <paramref name="keep"/> steps of the last one
     /// (their records, footprints and data choices): it replays the same choices to that point, and

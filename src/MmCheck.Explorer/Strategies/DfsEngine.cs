@@ -151,12 +151,9 @@ internal sealed class DfsEngine : IScheduleController
         _cursor = 0;
         _firstFresh = _replay == 0 ? 0 : int.MaxValue;
         _sleep.Clear();
-        if (_plain)
+        if (!_plain)
         {
-            _races.Reset();
-        }
-        else
-        {
+            // Plain DFS does not use the race detector.
             _races.Rewind(keep);
         }
         _s.BeginExecution(this, storeFootprint: !_plain, recordEffects: false, _settings.MaxSteps, _settings.Checks, keep);

@@ -61,9 +61,6 @@ public abstract class LockBase
     private protected virtual void TakeExclusive(TaskStruct t) =>
         throw new InvalidOperationException($"{GetType().Name} has no exclusive waiters");
 
-    /// <summary>Nobody holds the lock: an exclusive waiter may take it.</summary>
-    private protected virtual bool FreeForExclusive => false;
-
     /// <summary>A release left the lock free with an exclusive waiter first in the queue: hands it
     /// the lock when the handoff flag is set or <paramref name="handOver"/> (a spinning class), else
     /// wakes it to try again, unless it was already woken and has not run.</summary>
@@ -110,7 +107,7 @@ public abstract class LockBase
             }
             Debug.Assert(Waiters!.Peek().Task == t);
             WokenWaiter = null;
-            if (FreeForExclusive)
+            if (!IsLocked)
             {
                 Waiters!.Dequeue();
                 TakeExclusive(t);
@@ -323,9 +320,7 @@ public sealed class RwSemaphore : LockBase
     private string Call(string rwsem, string rwlock) => Class.Sleeps ? rwsem : rwlock;
 
     /// <summary>A newcomer may take the lock before the woken head writer runs.</summary>
-    private bool CanSteal => WokenWaiter is not null && !Handoff && FreeForExclusive;
-
-    private protected override bool FreeForExclusive => _writer is null && _readers.Count == 0;
+    private bool CanSteal => WokenWaiter is not null && !Handoff && !IsLocked;
 
     private protected override void TakeExclusive(TaskStruct t) => _writer = t;
 
@@ -457,7 +452,7 @@ public sealed class RwSemaphore : LockBase
         }
         k.LockdepAcquire(t, this, subclass, read: false, trylock: false, fn);
         k.Sched.Access(Obj, write: true);
-        if ((_writer is null && _readers.Count == 0 && !HasWaiters) || CanSteal)
+        if ((!IsLocked && !HasWaiters) || CanSteal)
         {
             NoteOvertake();
             _writer = t;
@@ -486,7 +481,7 @@ public sealed class RwSemaphore : LockBase
         await k.Sched.LockPoint(SchedPointKind.LockAcquire, this, Call("down_write_trylock", "write_trylock"), fn);
         var t = k.Current!;
         k.Sched.Access(Obj, write: true);
-        if (_writer is not null || _readers.Count > 0 || HasWaiters)
+        if (IsLocked || HasWaiters)
         {
             return false;
         }
@@ -645,8 +640,6 @@ public sealed class RwSemaphore : LockBase
 public sealed class Mutex(Kernel k, LockClass cls, LockLabel name) : LockBase(k, cls, name)
 {
     private TaskStruct? _owner;
-
-    private protected override bool FreeForExclusive => _owner is null;
 
     private protected override void TakeExclusive(TaskStruct t) => _owner = t;
 
