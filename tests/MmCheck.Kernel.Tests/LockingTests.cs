@@ -791,6 +791,64 @@ public class LockingTests
         Assert.Equal([(a, b), (b, a)], cycle.Select(e => (e.From, e.To)));
     }
 
+    /// <summary>
+    /// A kernel set up against a graph of its own and then handed another with UseLockGraph leaves
+    /// that graph as a kernel set up against it would have: the same edges, in the same order, with
+    /// the same contexts, whatever the graph held before (an edge the setup also takes, one it does
+    /// not, the reverse of one it takes, so that the setup closes a cycle). Afterwards lockdep
+    /// records into the graph it was handed, and the old one learns nothing more.
+    /// </summary>
+    [Fact]
+    public void AKernelSetUpAgainstItsOwnGraphLeavesTheGraphItIsHandedAsIfSetUpAgainstIt()
+    {
+        static Proc SetUp(LockGraph g)
+        {
+            var p = Proc.Boot(new KernelConfig { LockGraph = g, RamBytes = 256UL << 20 });
+            long fd = p.Memfd(4);
+            ulong sh = p.MmapFile(fd, 4, MAP_SHARED);
+            p.Write(sh, 1);
+            return p;
+        }
+        static void More(Proc p)
+        {
+            var c = p.Fork();
+            c.Exit();
+        }
+        static string Dump(LockGraph g) => string.Join("\n", g.Edges.Select(e => $"{e.From} -> {e.To} ({e.Ctx})"));
+
+        var learned = new LockGraph();
+        SetUp(learned);
+        var setupEdges = learned.Edges.ToList();
+        Assert.True(setupEdges.Count >= 2, $"the setup takes {setupEdges.Count} nested lock pairs");
+        var other = new LockGraph.Node(LockClass.AnonVmaRwsem.Id, 3);
+        LockGraph Seeded()
+        {
+            var g = new LockGraph();
+            var ctx = new LockGraph.EdgeContext("earlier", "earlier", "T0");
+            g.AddEdge(setupEdges[0].To, setupEdges[0].From, ctx);
+            g.AddEdge(setupEdges[^1].From, setupEdges[^1].To, ctx);
+            g.AddEdge(other, setupEdges[0].From, ctx);
+            return g;
+        }
+
+        var direct = Seeded();
+        var p1 = SetUp(direct);
+        var own = new LockGraph();
+        var p2 = SetUp(own);
+        int ownEdges = own.EdgeCount;
+        var handed = Seeded();
+        p2.K.UseLockGraph(handed);
+        Assert.Same(handed, p2.K.LockGraph);
+        Assert.Equal(Dump(direct), Dump(handed));
+        Assert.True(direct.EdgeCount > 3, "the setup added no edge to the seeded graph");
+
+        More(p1);
+        More(p2);
+        Assert.True(direct.EdgeCount > setupEdges.Count + 3, "fork and exit added no edge");
+        Assert.Equal(Dump(direct), Dump(handed));
+        Assert.Equal(ownEdges, own.EdgeCount);
+    }
+
     [Fact]
     public void LockLabelsPrintAsTheEagerlyFormattedNamesDid()
     {

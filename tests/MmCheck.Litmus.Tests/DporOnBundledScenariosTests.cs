@@ -1,6 +1,5 @@
 using MmCheck.Explorer;
 using MmCheck.Litmus.Runner;
-using MmCheck.Litmus.Syntax;
 
 namespace MmCheck.Litmus.Tests;
 
@@ -22,12 +21,10 @@ public class DporOnBundledScenariosTests
     [InlineData("seeds/seed000-fixed-v5.12-check-and-revoke.litmus")]
     public void Dpor_reaches_the_final_states_and_violations_of_every_interleaving(string relative)
     {
-        string path = Path.Combine(GoldenTests.ScenariosDirectory, relative);
-        var loaded = ScenarioRunner.Load(path);
-        Assert.True(loaded.Scenario is not null, DiagnosticFormatter.Format(loaded.Diagnostics));
+        var s = GoldenTests.LoadBundled(relative);
         var options = new ExplorationOptions { Strategy = Strategy.Dfs, Workers = 1, Minimize = false, MaxSchedules = 100_000 };
-        var dpor = ScenarioRunner.Explore(loaded.Scenario!, options).Exploration;
-        var plain = ScenarioRunner.Explore(loaded.Scenario!, options with { Dpor = false }).Exploration;
+        var dpor = ScenarioRunner.Explore(s, options).Exploration;
+        var plain = ScenarioRunner.Explore(s, options with { Dpor = false }).Exploration;
         Assert.True(dpor.Complete && plain.Complete);
         // The point of the comparison: the reduction left out schedules.
         Assert.True(plain.Schedules > dpor.Schedules, $"{plain.Schedules} plain against {dpor.Schedules}");

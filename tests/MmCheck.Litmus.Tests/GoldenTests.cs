@@ -1,3 +1,4 @@
+using MmCheck.Litmus.Binding;
 using MmCheck.Explorer;
 using MmCheck.Litmus.Runner;
 using MmCheck.Litmus.Syntax;
@@ -36,14 +37,20 @@ public class GoldenTests
         return data;
     }
 
+    /// <summary>A bundled scenario by its path under <see cref="ScenariosDirectory"/>, bound.</summary>
+    public static BoundScenario LoadBundled(string relative)
+    {
+        var loaded = ScenarioRunner.Load(Path.Combine(ScenariosDirectory, relative));
+        Assert.True(loaded.Scenario is not null, DiagnosticFormatter.Format(loaded.Diagnostics));
+        return loaded.Scenario!;
+    }
+
     [Theory]
     [MemberData(nameof(Scenarios))]
     public void Bundled_scenario_matches_its_golden(string relative)
     {
         string path = Path.Combine(ScenariosDirectory, relative);
-        var loaded = ScenarioRunner.Load(path);
-        Assert.True(loaded.Scenario is not null, DiagnosticFormatter.Format(loaded.Diagnostics));
-        var result = ScenarioRunner.Explore(loaded.Scenario!, new ExplorationOptions { Seed = 1 });
+        var result = ScenarioRunner.Explore(LoadBundled(relative), new ExplorationOptions { Seed = 1 });
         string golden = Golden.PathFor(path);
         Assert.True(File.Exists(golden), $"{relative} has no golden; write it with mmcheck explore --expected update and check it");
         Assert.Equal(File.ReadAllText(golden).ReplaceLineEndings("\n"), Golden.Render(result));

@@ -1,6 +1,5 @@
 using MmCheck.Explorer;
 using MmCheck.Litmus.Runner;
-using MmCheck.Litmus.Syntax;
 
 namespace MmCheck.Litmus.Tests;
 
@@ -17,15 +16,15 @@ public class KeptStepsOnBundledScenariosTests
     [MemberData(nameof(GoldenTests.Scenarios), MemberType = typeof(GoldenTests))]
     public void Keeping_the_shared_steps_changes_no_result(string relative)
     {
-        var loaded = ScenarioRunner.Load(Path.Combine(GoldenTests.ScenariosDirectory, relative));
-        Assert.True(loaded.Scenario is not null, DiagnosticFormatter.Format(loaded.Diagnostics));
+        var s = GoldenTests.LoadBundled(relative);
         var options = new ExplorationOptions { Strategy = Strategy.Dfs, Workers = 1, Minimize = false, MaxSchedules = 20_000 };
-        var kept = ScenarioRunner.Explore(loaded.Scenario!, options).Exploration;
-        var again = ScenarioRunner.Explore(loaded.Scenario!, options with { KeepReplayedSteps = false }).Exploration;
+        var kept = ScenarioRunner.Explore(s, options).Exploration;
+        var again = ScenarioRunner.Explore(s, options with { KeepReplayedSteps = false }).Exploration;
         Assert.Equal(Summary(again), Summary(kept));
     }
 
-    private static string Summary(ExplorationResult r) =>
+    /// <summary>Everything an exploration reports, for comparing two.</summary>
+    internal static string Summary(ExplorationResult r) =>
         $"{r.Complete} {r.Schedules} {r.Steps} {r.Redundant}\n" +
         string.Join("\n", r.Outcomes.Select(o => $"{o.Outcome} x{o.Count}")) + "\n" +
         string.Join("\n", r.Violations.Select(v => $"{v.Invariant}: {v.Message} ({v.Steps}) :: {v.Trace.ToJson()}"));

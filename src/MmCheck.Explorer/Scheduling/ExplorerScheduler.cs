@@ -166,7 +166,7 @@ public sealed class ExplorerScheduler : Scheduler
         }
         if (!ReferenceEquals(kernel.LockGraph, graph))
         {
-            throw new InvalidOperationException("the target's Prepare must build the kernel with config.LockGraph = lockGraph");
+            throw new InvalidOperationException("the target's Prepare must build the kernel with config.LockGraph = lockGraph, or hand it over with kernel.UseLockGraph(lockGraph)");
         }
         _kernel = kernel;
         _graph = graph;

@@ -39,7 +39,9 @@ public sealed partial class Kernel
     /// <summary>The one seam to whoever runs the kernel. Setup runs on the direct scheduler; the
     /// explorer then takes over with <see cref="UseScheduler"/>.</summary>
     public Scheduler Sched { get; private set; }
-    public readonly LockGraph LockGraph;
+    /// <summary>Where lockdep records dependencies: <see cref="KernelConfig.LockGraph"/>, or the graph
+    /// <see cref="UseLockGraph"/> handed the kernel to.</summary>
+    public LockGraph LockGraph { get; private set; }
     public readonly MemMap MemMap;
     public readonly PageAllocator Buddy;
     /// <summary>Contents of physical memory.</summary>
@@ -104,6 +106,32 @@ public sealed partial class Kernel
     {
         scheduler.Current = null;
         Sched = scheduler;
+    }
+
+    /// <summary>
+    /// Model-only: from now on lockdep records into <paramref name="graph"/>, which first gets the
+    /// dependencies recorded so far, in the order they were first recorded. An instance set up
+    /// against a graph of its own (before its execution's graph existed) thus leaves
+    /// <paramref name="graph"/> as if the setup had run against it: lockdep only ever adds a
+    /// dependency it has not seen, and what setup takes does not depend on the graph. A cycle the
+    /// carried dependencies close is marked reported, as when setup closes one; the finding was
+    /// setup's, on the direct scheduler.
+    /// </summary>
+    /// <remarks>Context: between runs, never inside one; nothing else has recorded into the old graph.</remarks>
+    public void UseLockGraph(LockGraph graph)
+    {
+        if (ReferenceEquals(graph, LockGraph))
+        {
+            return;
+        }
+        foreach (var (from, to, ctx) in LockGraph.Edges)
+        {
+            if (!graph.Contains(from, to))
+            {
+                graph.AddEdge(from, to, ctx);
+            }
+        }
+        LockGraph = graph;
     }
 
     /// <summary>A kernel thread: no mm of its own (it borrows init_mm for kernel addresses).</summary>
