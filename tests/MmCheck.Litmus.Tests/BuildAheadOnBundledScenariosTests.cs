@@ -22,7 +22,7 @@ public class BuildAheadOnBundledScenariosTests
         var options = new ExplorationOptions { Strategy = Strategy.Dfs, Workers = 1, Minimize = false, MaxSchedules = 20_000 };
         var each = ScenarioRunner.Explore(s, new ScenarioTarget(s) { BuildAhead = 1 }, options).Exploration;
         var ahead = ScenarioRunner.Explore(s, new ScenarioTarget(s), options with { Workers = 2 }).Exploration;
-        Assert.Equal(KeptStepsOnBundledScenariosTests.Summary(each), KeptStepsOnBundledScenariosTests.Summary(ahead));
+        Assert.Equal(GoldenTests.Summary(each), GoldenTests.Summary(ahead));
     }
 
     /// <summary>

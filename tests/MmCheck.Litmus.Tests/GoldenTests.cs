@@ -1,5 +1,5 @@
-using MmCheck.Litmus.Binding;
 using MmCheck.Explorer;
+using MmCheck.Litmus.Binding;
 using MmCheck.Litmus.Runner;
 using MmCheck.Litmus.Syntax;
 
@@ -44,6 +44,12 @@ public class GoldenTests
         Assert.True(loaded.Scenario is not null, DiagnosticFormatter.Format(loaded.Diagnostics));
         return loaded.Scenario!;
     }
+
+    /// <summary>Everything an exploration reports, for comparing two.</summary>
+    public static string Summary(ExplorationResult r) =>
+        $"{r.Complete} {r.Schedules} {r.Steps} {r.Redundant}\n" +
+        string.Join("\n", r.Outcomes.Select(o => $"{o.Outcome} x{o.Count}")) + "\n" +
+        string.Join("\n", r.Violations.Select(v => $"{v.Invariant}: {v.Message} ({v.Steps}) :: {v.Trace.ToJson()}"));
 
     [Theory]
     [MemberData(nameof(Scenarios))]

@@ -20,12 +20,6 @@ public class KeptStepsOnBundledScenariosTests
         var options = new ExplorationOptions { Strategy = Strategy.Dfs, Workers = 1, Minimize = false, MaxSchedules = 20_000 };
         var kept = ScenarioRunner.Explore(s, options).Exploration;
         var again = ScenarioRunner.Explore(s, options with { KeepReplayedSteps = false }).Exploration;
-        Assert.Equal(Summary(again), Summary(kept));
+        Assert.Equal(GoldenTests.Summary(again), GoldenTests.Summary(kept));
     }
-
-    /// <summary>Everything an exploration reports, for comparing two.</summary>
-    internal static string Summary(ExplorationResult r) =>
-        $"{r.Complete} {r.Schedules} {r.Steps} {r.Redundant}\n" +
-        string.Join("\n", r.Outcomes.Select(o => $"{o.Outcome} x{o.Count}")) + "\n" +
-        string.Join("\n", r.Violations.Select(v => $"{v.Invariant}: {v.Message} ({v.Steps}) :: {v.Trace.ToJson()}"));
 }

@@ -110,14 +110,15 @@ public sealed partial class Kernel
 
     /// <summary>
     /// Model-only: from now on lockdep records into <paramref name="graph"/>, which first gets the
-    /// dependencies recorded so far, in the order they were first recorded. An instance set up
-    /// against a graph of its own (before its execution's graph existed) thus leaves
-    /// <paramref name="graph"/> as if the setup had run against it: lockdep only ever adds a
-    /// dependency it has not seen, and what setup takes does not depend on the graph. A cycle the
-    /// carried dependencies close is marked reported, as when setup closes one; the finding was
-    /// setup's, on the direct scheduler.
+    /// old graph's dependencies, in the order they were first recorded (not
+    /// <see cref="LockGraph.Merge"/>'s, which sorts). An instance set up against a graph of its own
+    /// (before its execution's graph existed) thus leaves <paramref name="graph"/> as if the setup
+    /// had run against it: lockdep only ever adds a dependency it has not seen, and what setup
+    /// takes does not depend on the graph. A cycle the carried dependencies close is marked
+    /// reported, as when setup closes one; the finding was setup's, on the direct scheduler.
     /// </summary>
-    /// <remarks>Context: between runs, never inside one; nothing else has recorded into the old graph.</remarks>
+    /// <remarks>Context: between runs, never inside one. The old graph holds only what setup
+    /// recorded: this instance's, or the same dependencies recorded by identical setups.</remarks>
     public void UseLockGraph(LockGraph graph)
     {
         if (ReferenceEquals(graph, LockGraph))
@@ -126,10 +127,7 @@ public sealed partial class Kernel
         }
         foreach (var (from, to, ctx) in LockGraph.Edges)
         {
-            if (!graph.Contains(from, to))
-            {
-                graph.AddEdge(from, to, ctx);
-            }
+            graph.AddEdge(from, to, ctx);
         }
         LockGraph = graph;
     }

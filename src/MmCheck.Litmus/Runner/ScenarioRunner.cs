@@ -29,7 +29,7 @@ namespace MmCheck.Litmus.Runner;
 public sealed class ScenarioTarget(BoundScenario scenario) : ExplorationTarget
 {
     /// <summary>The most setups built in one go.</summary>
-    public const int MaxBuildAhead = 8;
+    private const int MaxBuildAhead = 8;
 
     public BoundScenario Scenario { get; } = scenario;
 
@@ -66,7 +66,7 @@ public sealed class ScenarioTarget(BoundScenario scenario) : ExplorationTarget
         /// <summary>What the setups' lockdep records into: the init block takes the same locks in
         /// the same order every time, so this holds each setup's dependencies in the order that
         /// setup would have added them.</summary>
-        private LockGraph _graph = new();
+        private readonly LockGraph _graph = new();
         private int _batch;
 
         public ScenarioRuntime Take(BoundScenario scenario, int most)
@@ -74,8 +74,12 @@ public sealed class ScenarioTarget(BoundScenario scenario) : ExplorationTarget
             if (!ReferenceEquals(scenario, _scenario))
             {
                 _scenario = scenario;
-                _ready.Clear();
-                _graph = new LockGraph();
+                // Their storage goes back to the thread's pools, as an observed execution's does.
+                while (_ready.TryDequeue(out var unused))
+                {
+                    unused.K.Recycle();
+                }
+                _graph.Clear();
                 _batch = 0;
             }
             if (_ready.Count == 0)
