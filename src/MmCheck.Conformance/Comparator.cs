@@ -25,11 +25,11 @@ public sealed record Disagreement(int Op, string Model, string Native, string Re
 /// <item>A native frame paired with a model frame that is still alive cannot show up for another
 /// model frame (the kernel shares what the model keeps apart).</item>
 /// <item>A fresh model frame (never seen, or reallocated after the model freed it) must not map to
-/// a native frame already seen, unless the kernel evidently freed that frame too: it was seen free
-/// in /proc/kpageflags after its model partner was freed, or the partner died in an mmap, which
-/// both frees and allocates (MAP_FIXED over populated pages), where a free-and-reuse inside one
-/// call cannot be seen from outside. Otherwise the model allocated a new frame where the kernel
-/// kept (reused) the old one.</item>
+/// a native frame already seen, unless the kernel evidently freed that frame too: /proc/kpageflags
+/// showed it free, or past any use (<c>NativeSide.LooksFreed</c>), after its model partner was
+/// freed, or the partner died in an mmap, which both frees and allocates (MAP_FIXED over populated
+/// pages), where a free-and-reuse inside one call cannot be seen from outside. Otherwise the model
+/// allocated a new frame where the kernel kept (reused) the old one.</item>
 /// <item>The zero page corresponds to the zero page (that is part of the text: "zero").</item>
 /// </list>
 /// </summary>

@@ -75,4 +75,43 @@ public sealed class PagemapTests(ITestOutputHelper output)
         Assert.NotEqual(e.Pfn, e1.Pfn);
         Assert.Equal(8, o.Smaps(0, a)!.AnonymousKb);
     }
+
+    [Fact]
+    public void A_page_faulted_in_just_before_munmap_outlives_it_unmapped_and_counts_as_freed()
+    {
+        using var o = Start(output, needPfns: true);
+        if (o is null)
+            return;
+        // unmap_region() leaves this CPU's LRU-add batch alone, so a freshly faulted page usually
+        // outlives munmap() there: anonymous, mapped nowhere. Sometimes the batch was drained
+        // meanwhile and the page is already free; try until the first case shows.
+        for (int attempt = 0; attempt < 20; attempt++)
+        {
+            var a = o.MapAnon(0, 1);
+            o.MustStore(0, a, 0x5a);
+            var pfn = o.Pagemap(0, a).Pfn;
+            Assert.False(NativeSide.LooksFreed(o.KpageFlags(pfn)));
+            Assert.Equal(0, o.Munmap(0, a, P));
+            var flags = o.KpageFlags(pfn);
+            if (HasKpf(flags, KPF_ANON) && !HasKpf(flags, KPF_MMAP))
+            {
+                output.WriteLine($"attempt {attempt}: kpageflags after munmap 0x{flags:x}");
+                Assert.True(NativeSide.LooksFreed(flags));
+                return;
+            }
+        }
+        Assert.Fail("in 20 attempts no page outlived munmap() in an LRU-add batch: does unmap_region() drain it again?");
+    }
+
+    [Theory]
+    [InlineData(0UL, true)]                                                  // on a per-CPU free list
+    [InlineData(1UL << KPF_BUDDY, true)]
+    [InlineData(0x400005008UL, true)]                                        // anon, swap-backed, uptodate, mapped nowhere
+    [InlineData(0x400005808UL, false)]                                       // the same page mapped
+    [InlineData(0x400007008UL, false)]                                       // in the swap cache: a fault can map it again
+    [InlineData(0x400205008UL, false)]                                       // KSM: merging can map it again
+    [InlineData((1UL << KPF_UPTODATE) | (1UL << KPF_LRU), false)]            // unmapped page cache
+    [InlineData(1UL << KPF_SLAB, false)]
+    public void Which_kpageflags_count_as_freed(ulong flags, bool freed) =>
+        Assert.Equal(freed, NativeSide.LooksFreed(flags));
 }

@@ -64,9 +64,12 @@ public static class LinuxAbi
 
     // /proc/kpageflags bits (include/uapi/linux/kernel-page-flags.h).
     public const int KPF_LOCKED = 0;
+    public const int KPF_UPTODATE = 3;
     public const int KPF_DIRTY = 4;
     public const int KPF_LRU = 5;
     public const int KPF_ACTIVE = 6;
+    public const int KPF_SLAB = 7;
+    public const int KPF_BUDDY = 10;
     public const int KPF_MMAP = 11;
     public const int KPF_ANON = 12;
     public const int KPF_SWAPCACHE = 13;
@@ -75,8 +78,10 @@ public static class LinuxAbi
     public const int KPF_COMPOUND_TAIL = 16;
     public const int KPF_HUGE = 17;
     public const int KPF_NOPAGE = 20;
+    public const int KPF_KSM = 21;
     public const int KPF_THP = 22;
     public const int KPF_ZERO_PAGE = 24;
+    public const int KPF_PGTABLE = 26;
     public const int KPF_RESERVED = 32;
 
     public static bool HasKpf(ulong flags, int bit) => (flags >> bit & 1) != 0;

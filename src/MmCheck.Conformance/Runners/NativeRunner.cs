@@ -240,13 +240,25 @@ internal sealed class NativeSide : Side
 
     /// <summary>Bits a frame in use by a process or the page cache shows; a freed frame shows none of them.</summary>
     private const ulong InUse = (1UL << KPF_ANON) | (1UL << KPF_LRU) | (1UL << KPF_SWAPBACKED) | (1UL << KPF_MMAP) |
-                                (1UL << 3 /* KPF_UPTODATE */) | (1UL << 7 /* KPF_SLAB */) | (1UL << 26 /* KPF_PGTABLE */) |
+                                (1UL << KPF_UPTODATE) | (1UL << KPF_SLAB) | (1UL << KPF_PGTABLE) |
                                 (1UL << KPF_RESERVED) | (1UL << KPF_COMPOUND_HEAD) | (1UL << KPF_COMPOUND_TAIL);
+
+    /// <summary>
+    /// Whether /proc/kpageflags shows a frame the kernel has freed or can only free: in the buddy
+    /// allocator, without any in-use bit, or an anonymous page mapped nowhere, outside the swap cache
+    /// and KSM's stable tree. No fault can map such a page again. A page faulted in shortly before
+    /// munmap() is one: its last reference is the per-CPU batch of folios waiting to go on the LRU
+    /// (mm/swap.c:folio_add_lru()), and mm/vma.c:unmap_region() does not drain that batch, so the page is
+    /// freed, and its frame handed out again, inside whichever later call drains it.
+    /// </summary>
+    internal static bool LooksFreed(ulong flags) =>
+        HasKpf(flags, KPF_BUDDY) || (flags & InUse) == 0 ||
+        (HasKpf(flags, KPF_ANON) && !HasKpf(flags, KPF_MMAP) && !HasKpf(flags, KPF_SWAPCACHE) && !HasKpf(flags, KPF_KSM));
 
     /// <summary>
     /// The kernel does not say which frames an operation freed; this polls /proc/kpageflags of every
     /// frame the case has observed after each operation that can free memory, and reports those that
-    /// look free (in the buddy allocator, or without any in-use bit).
+    /// <see cref="LooksFreed"/>.
     /// </summary>
     public override ImmutableArray<ulong> AfterOp(Op op)
     {
@@ -257,8 +269,7 @@ internal sealed class NativeSide : Side
         var freed = ImmutableArray.CreateBuilder<ulong>();
         foreach (var pfn in _frames.Order())
         {
-            ulong flags = _o.KpageFlags(pfn);
-            if (HasKpf(flags, 10 /* KPF_BUDDY */) || (flags & InUse) == 0)
+            if (LooksFreed(_o.KpageFlags(pfn)))
             {
                 freed.Add(pfn);
             }
