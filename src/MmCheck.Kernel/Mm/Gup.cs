@@ -596,7 +596,8 @@ public sealed partial class Kernel
 
     /// <summary>
     /// populate_vma_page_range(): faults in a range of one VMA: writable private mappings with write
-    /// faults (to break COW), others with reads (using the zero page).
+    /// faults (to break COW), others with reads (using the zero page); then drains this CPU's LRU
+    /// batches, as faultin_page_range() does.
     /// </summary>
     /// <remarks>Context: mmap read lock held; the faults may drop it (reported back).</remarks>
     [KernelSymbol("populate_vma_page_range", "mm/gup.c")]
@@ -617,7 +618,9 @@ public sealed partial class Kernel
         {
             gupFlags |= FOLL_FORCE;
         }
-        return await __GetUserPages(mm, start, nrPages, gupFlags, null);
+        var result = await __GetUserPages(mm, start, nrPages, gupFlags, null);
+        LruAddDrain();
+        return result;
     }
 
     /// <summary>__mm_populate(): populate [start, start+len), VMA by VMA, skipping VM_IO/VM_PFNMAP.</summary>
@@ -679,7 +682,8 @@ public sealed partial class Kernel
 
     /// <summary>
     /// faultin_page_range(): MADV_POPULATE_(READ|WRITE) — fault in like a user access would,
-    /// failing with -EFAULT/-ENOMEM/-EHWPOISON where the access would have.
+    /// failing with -EFAULT/-ENOMEM/-EHWPOISON where the access would have; then drains this CPU's
+    /// LRU batches (a folio a batch holds is then referenced by its mappings alone).
     /// </summary>
     /// <remarks>Context: mmap read lock held; the faults may drop it (reported back).</remarks>
     [KernelSymbol("faultin_page_range", "mm/gup.c")]
@@ -691,15 +695,8 @@ public sealed partial class Kernel
         {
             gupFlags |= FOLL_WRITE;
         }
-        long done = 0;
-        while (true)
-        {
-            var (ret, locked) = await __GetUserPages(mm, start, nrPages, gupFlags, null);
-            if (locked)
-            {
-                return (ret < 0 ? (done != 0 ? done : ret) : done + ret, true);
-            }
-            return (done + Math.Max(ret, 0), false);
-        }
+        var (ret, locked) = await __GetUserPages(mm, start, nrPages, gupFlags, null);
+        LruAddDrain();
+        return locked ? (ret, true) : (Math.Max(ret, 0), false);
     }
 }

@@ -1261,9 +1261,9 @@ public sealed partial class Kernel
     private readonly Dictionary<int, List<Folio>> _lruLazyfreeBatches = [];
 
     /// <summary>
-    /// folio_mark_lazyfree(): a clean anonymous folio becomes lazily freeable — queued (with a
-    /// reference) on this CPU's lru_lazyfree batch; lru_lazyfree() clears PG_swapbacked when the
-    /// batch drains (full, or lru_add_drain()).
+    /// folio_mark_lazyfree(): a clean anonymous folio on the LRU becomes lazily freeable — queued
+    /// (with a reference, PG_lru kept) on this CPU's lru_lazyfree batch; lru_lazyfree() clears
+    /// PG_swapbacked when the batch drains (full, or lru_add_drain()).
     /// </summary>
     /// <remarks>
     /// Context: called under the PTL: takes a folio reference and queues it on this CPU's batch
@@ -1272,8 +1272,8 @@ public sealed partial class Kernel
     [KernelSymbol("folio_mark_lazyfree", "mm/swap.c")]
     public void FolioMarkLazyfree(Folio folio)
     {
-        if (FolioTestAnon(folio) && FolioTest(folio, PageFlags.PG_swapbacked) && !FolioTestSwapcache(folio) &&
-            !FolioTest(folio, PageFlags.PG_unevictable))
+        if (FolioTestAnon(folio) && FolioTest(folio, PageFlags.PG_swapbacked) && FolioTest(folio, PageFlags.PG_lru) &&
+            !FolioTestSwapcache(folio) && !FolioTest(folio, PageFlags.PG_unevictable))
         {
             FolioGet(folio);
             int cpu = Current?.Cpu.Id ?? -1;
