@@ -489,11 +489,8 @@ public sealed partial class Kernel
         }
         tlb.Start = ulong.MaxValue;
         tlb.End = 0;
-        if (tlb.Pages.Count > 0)
-        {
-            // free_pages_and_swap_cache() drains this CPU's LRU batches first.
-            LruAddDrain();
-        }
+        // free_pages_and_swap_cache() puts the references without draining this CPU's LRU batches
+        // (it did before it moved to folios_put_refs()); a folio a batch holds outlives the unmap.
         foreach (var (f, refs) in tlb.Pages)
         {
             FolioPutRefs(f, refs);
