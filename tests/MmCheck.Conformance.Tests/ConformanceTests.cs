@@ -134,13 +134,15 @@ public sealed class ConformanceTests(ITestOutputHelper output)
     /// random-s38-1508: after fork and the child's copy, MADV_FREE leaves the parent's page in this
     /// CPU's lazyfree batch, whose reference makes the parent's write fault copy it; unless a
     /// MAP_POPULATE in between drained the batch (populate_vma_page_range() ends with
-    /// lru_add_drain()), and the page is reused in place. munmap() of another populated mapping
-    /// drains nothing. The model copied after the populate and reused after the munmap.
+    /// lru_add_drain()), and the page is reused in place; so does truncating a mapped memfd page
+    /// (folio_batch_release()). munmap() of another populated mapping drains nothing. The model
+    /// copied after the populate and the truncate, and reused after the munmap.
     /// </summary>
     [Theory]
     [InlineData("none", false)]
     [InlineData("MAP_POPULATE", true)]
     [InlineData("munmap", false)]
+    [InlineData("ftruncate", true)]
     public void A_write_after_madvise_free_reuses_the_page_only_once_a_populate_drained_the_batch(string between, bool reused)
     {
         using var native = ConformanceKit.Native(output);
@@ -165,6 +167,12 @@ public sealed class ConformanceTests(ITestOutputHelper output)
                 break;
             case "munmap":
                 b.Munmap(0, Arg.Result(other), PAGE_SIZE);
+                break;
+            case "ftruncate":
+                int fd = b.MemfdCreate(0, "m");
+                b.Ftruncate(0, Arg.Result(fd), (long)PAGE_SIZE);
+                b.Store(0, Arg.Result(b.Mmap(0, Arg.Abs(0), PAGE_SIZE, Rw, MAP_SHARED, Arg.Result(fd))), 1);
+                b.Ftruncate(0, Arg.Result(fd), 0);
                 break;
         }
         b.Store(0, Arg.Result(buf), 3);

@@ -64,7 +64,8 @@ public class ConformanceFixTests
     /// fault on it (its PTE read-only since fork) copies it unless something drained the batch
     /// first. mm/gup.c:populate_vma_page_range() and faultin_page_range() end with lru_add_drain(),
     /// so after MAP_POPULATE or MADV_POPULATE_WRITE elsewhere wp_can_reuse_anon_folio() finds the
-    /// mapping's reference alone and reuses the page (random-s38-1508); munmap() drains nothing
+    /// mapping's reference alone and reuses the page (random-s38-1508); so does truncating a memfd
+    /// page (shmem_undo_range() → folio_batch_release()); munmap() drains nothing
     /// (mm/vma.c:unmap_region(), free_pages_and_swap_cache()), even when it frees pages. No
     /// scenario in scenarios/conformance/: a final condition compares frames with each other, not
     /// with the frame a page had before.
@@ -74,6 +75,7 @@ public class ConformanceFixTests
     [InlineData("MAP_POPULATE", true)]
     [InlineData("MADV_POPULATE_WRITE", true)]
     [InlineData("munmap", false)]
+    [InlineData("ftruncate", true)]
     public void AWriteAfterMadviseFreeReusesThePageOnlyOnceAPopulateDrainedTheBatch(string between, bool reused)
     {
         var p = Proc.Boot();
@@ -95,6 +97,11 @@ public class ConformanceFixTests
                 break;
             case "munmap":
                 Assert.Equal(0, p.Munmap(other, P));
+                break;
+            case "ftruncate":
+                long fd = p.Memfd(1);
+                p.Write(p.MmapFile(fd, 1, MAP_SHARED), 1);
+                Assert.Equal(0, p.Ftruncate(fd, 0));
                 break;
         }
         p.Write(a, 3);

@@ -436,25 +436,69 @@ public sealed partial class Kernel
     }
 
     /// <summary>
-    /// shmem_truncate_range(inode, lstart, -1): drop every page-cache folio from the first whole
-    /// page past <paramref name="lstart"/>, and zero the rest of a partial page.
+    /// shmem_truncate_range(): drop the page cache of [<paramref name="lstart"/>,
+    /// <paramref name="lend"/>] (-1: to the end of the file) through shmem_undo_range().
     /// </summary>
-    /// <remarks>Context: i_rwsem write-held by the caller (truncate, hole punch); takes folio locks.</remarks>
+    /// <remarks>Context: i_rwsem write-held by the caller (truncate, hole punch), or the inode unreachable
+    /// (eviction); takes folio locks.</remarks>
     [KernelSymbol("shmem_truncate_range", "mm/shmem.c")]
-    public async ValueTask ShmemTruncateRange(Inode inode, long lstart)
+    public ValueTask ShmemTruncateRange(Inode inode, long lstart, long lend = -1) => ShmemUndoRange(inode, lstart, lend);
+
+    /// <summary>
+    /// shmem_undo_range(): drop the page-cache folios wholly inside [lstart, lend] (lend -1: to the
+    /// end), unmapping any that got mapped meanwhile, a folio batch at a time; partial pages at the
+    /// edges are zeroed in part.
+    /// </summary>
+    /// <remarks>Context: as shmem_truncate_range(). Locks each folio it drops or zeroes; may sleep.</remarks>
+    [KernelSymbol("shmem_undo_range", "mm/shmem.c")]
+    private async ValueTask ShmemUndoRange(Inode inode, long lstart, long lend)
     {
         var mapping = inode.IMapping;
         long start = (lstart + (long)PAGE_SIZE - 1) >> PAGE_SHIFT;
-        long partialOffset = lstart & (long)(PAGE_SIZE - 1);
-        if (partialOffset != 0 && mapping.IPages.TryGetValue(lstart >> PAGE_SHIFT, out ulong ppfn))
+        long end = lend == -1 ? long.MaxValue : (lend + 1) >> PAGE_SHIFT;
+        await ShmemZeroPartial(mapping, lstart, lend);
+        var found = mapping.IPages.Where(kv => kv.Key >= start && kv.Key < end).ToList();
+        bool drained = false;
+        for (int first = 0; first < found.Count; first += FOLIO_BATCH_SIZE)
         {
-            var pf = new Folio(ppfn);
-            FolioGet(pf);
-            await FolioLock(pf, "shmem_undo_range");
-            ulong pbase = ppfn << PAGE_SHIFT;
-            for (long off = partialOffset; off < (long)PAGE_SIZE; off++)
+            var batch = found.GetRange(first, Math.Min(FOLIO_BATCH_SIZE, found.Count - first));
+            foreach (var (index, pfn) in batch)
             {
-                if (((ulong)off & 7) == 0 && (ulong)off + 8 <= PAGE_SIZE)
+                var f = new Folio(pfn);
+                FolioGet(f);
+                await FolioLock(f, "shmem_undo_range");
+                if (FolioMappingObject(f) == mapping)
+                {
+                    // truncate_inode_folio(): a mapping that raced in is removed first.
+                    if (FolioMapped(f))
+                    {
+                        await UnmapMappingPages(mapping, (ulong)index, 1, evenCows: false);
+                    }
+                    await FilemapRemoveFolio(mapping, f, index);
+                }
+                await FolioUnlock(f, "shmem_undo_range");
+            }
+            FolioBatchRelease(batch.Select(kv => new Folio(kv.Value)), ref drained);
+        }
+    }
+
+    /// <summary>The partial-page part of shmem_undo_range(): zero the bytes of the hole in the
+    /// first and last page when the hole does not cover them whole.</summary>
+    private async ValueTask ShmemZeroPartial(AddressSpace mapping, long lstart, long lend)
+    {
+        async ValueTask ZeroIn(long index, long from, long to)
+        {
+            if (!mapping.IPages.TryGetValue(index, out ulong pfn))
+            {
+                return;
+            }
+            var f = new Folio(pfn);
+            FolioGet(f);
+            await FolioLock(f, "shmem_undo_range");
+            ulong pbase = pfn << PAGE_SHIFT;
+            for (long off = from; off < to; off++)
+            {
+                if ((off & 7) == 0 && off + 8 <= to)
                 {
                     Mem.WriteWord(pbase + (ulong)off, 0);
                     off += 7;
@@ -462,25 +506,19 @@ public sealed partial class Kernel
                 }
                 Mem.Store(pbase + (ulong)off, 1, 0);
             }
-            await FolioUnlock(pf, "shmem_undo_range");
-            FolioPut(pf);
-        }
-        foreach (var (index, pfn) in mapping.IPages.Where(kv => kv.Key >= start).ToList())
-        {
-            var f = new Folio(pfn);
-            FolioGet(f);
-            await FolioLock(f, "shmem_undo_range");
-            if (FolioMappingObject(f) == mapping)
-            {
-                // truncate_inode_folio(): any mapping left (a race) is removed first.
-                if (FolioMapped(f))
-                {
-                    await UnmapMappingPages(mapping, (ulong)index, 1, evenCows: false);
-                }
-                await FilemapRemoveFolio(mapping, f, index);
-            }
             await FolioUnlock(f, "shmem_undo_range");
             FolioPut(f);
+        }
+        long firstPartial = lstart >> PAGE_SHIFT;
+        long lastPartial = lend >> PAGE_SHIFT;
+        if ((lstart & (long)(PAGE_SIZE - 1)) != 0)
+        {
+            long to = firstPartial == lastPartial ? (lend & (long)(PAGE_SIZE - 1)) + 1 : (long)PAGE_SIZE;
+            await ZeroIn(firstPartial, lstart & (long)(PAGE_SIZE - 1), to);
+        }
+        if (((lend + 1) & (long)(PAGE_SIZE - 1)) != 0 && (lastPartial != firstPartial || (lstart & (long)(PAGE_SIZE - 1)) == 0))
+        {
+            await ZeroIn(lastPartial, 0, (lend & (long)(PAGE_SIZE - 1)) + 1);
         }
     }
 

@@ -820,76 +820,10 @@ public sealed partial class Kernel
             {
                 await UnmapMappingRange(mapping, unmapStart, 1 + unmapEnd - unmapStart, evenCows: false);
             }
-            await ShmemUndoRange(inode, offset, offset + len - 1);
+            await ShmemTruncateRange(inode, offset, offset + len - 1);
         }
         await inode.IRwsem.UpWrite("shmem_fallocate");
         return error;
-    }
-
-    /// <summary>
-    /// shmem_truncate_range(inode, lstart, lend) → shmem_undo_range(): drop the page-cache folios
-    /// wholly inside [lstart, lend] (unmapping any that got mapped meanwhile); partial pages at
-    /// the edges are zeroed in part.
-    /// </summary>
-    /// <remarks>Context: i_rwsem write-held by the caller. Locks each folio it drops or zeroes; may sleep.</remarks>
-    [KernelSymbol("shmem_undo_range", "mm/shmem.c")]
-    private async ValueTask ShmemUndoRange(Inode inode, long lstart, long lend)
-    {
-        var mapping = inode.IMapping;
-        long start = (lstart + (long)PAGE_SIZE - 1) >> PAGE_SHIFT;
-        long end = (lend + 1) >> PAGE_SHIFT;
-        await ShmemZeroPartial(mapping, lstart, lend);
-        foreach (var (index, pfn) in mapping.IPages.Where(kv => kv.Key >= start && kv.Key < end).ToList())
-        {
-            var f = new Folio(pfn);
-            FolioGet(f);
-            await FolioLock(f, "shmem_undo_range");
-            if (FolioMappingObject(f) == mapping)
-            {
-                // truncate_inode_folio(): a mapping that raced in is removed first.
-                if (FolioMapped(f))
-                {
-                    await UnmapMappingPages(mapping, (ulong)index, 1, evenCows: false);
-                }
-                await FilemapRemoveFolio(mapping, f, index);
-            }
-            await FolioUnlock(f, "shmem_undo_range");
-            FolioPut(f);
-        }
-    }
-
-    /// <summary>The partial-page part of shmem_undo_range(): zero the bytes of the hole in the
-    /// first and last page when the hole does not cover them whole.</summary>
-    private async ValueTask ShmemZeroPartial(AddressSpace mapping, long lstart, long lend)
-    {
-        async ValueTask ZeroIn(long index, long from, long to)
-        {
-            if (!mapping.IPages.TryGetValue(index, out ulong pfn))
-            {
-                return;
-            }
-            var f = new Folio(pfn);
-            FolioGet(f);
-            await FolioLock(f, "shmem_undo_range");
-            ulong pbase = pfn << PAGE_SHIFT;
-            for (long off = from; off < to; off++)
-            {
-                Mem.Store(pbase + (ulong)off, 1, 0);
-            }
-            await FolioUnlock(f, "shmem_undo_range");
-            FolioPut(f);
-        }
-        long firstPartial = lstart >> PAGE_SHIFT;
-        long lastPartial = lend >> PAGE_SHIFT;
-        if ((lstart & (long)(PAGE_SIZE - 1)) != 0)
-        {
-            long to = firstPartial == lastPartial ? (lend & (long)(PAGE_SIZE - 1)) + 1 : (long)PAGE_SIZE;
-            await ZeroIn(firstPartial, lstart & (long)(PAGE_SIZE - 1), to);
-        }
-        if (((lend + 1) & (long)(PAGE_SIZE - 1)) != 0 && (lastPartial != firstPartial || (lstart & (long)(PAGE_SIZE - 1)) == 0))
-        {
-            await ZeroIn(lastPartial, 0, (lend & (long)(PAGE_SIZE - 1)) + 1);
-        }
     }
 
     // ---- guard regions ----
@@ -1333,6 +1267,27 @@ public sealed partial class Kernel
         if (_lruLazyfreeBatches.TryGetValue(cpu, out var batch) && batch.Count > 0)
         {
             FolioBatchMoveLru(batch);
+        }
+    }
+
+    /// <summary>
+    /// folio_batch_release() → __folio_batch_release(): drains this CPU's LRU batches the first
+    /// time a batch is released (the folios may sit in them, which would keep them from being
+    /// freed), then puts the batch's references.
+    /// </summary>
+    /// <remarks>Context: process context; does not sleep. <paramref name="drained"/> is the
+    /// batch's percpu_pvec_drained, which folio_batch_init() clears and releasing it sets.</remarks>
+    [KernelSymbol("folio_batch_release", "include/linux/pagevec.h")]
+    private void FolioBatchRelease(IEnumerable<Folio> folios, ref bool drained)
+    {
+        if (!drained)
+        {
+            LruAddDrain();
+            drained = true;
+        }
+        foreach (var f in folios)
+        {
+            FolioPut(f);
         }
     }
 
