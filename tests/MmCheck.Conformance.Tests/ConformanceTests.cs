@@ -143,7 +143,7 @@ public sealed class ConformanceTests(ITestOutputHelper output)
     [InlineData("MAP_POPULATE", true)]
     [InlineData("munmap", false)]
     [InlineData("ftruncate", true)]
-    public void A_write_after_madvise_free_reuses_the_page_only_once_a_populate_drained_the_batch(string between, bool reused)
+    public void A_write_after_madvise_free_reuses_the_page_only_after_a_call_that_drains_the_batch(string between, bool reused)
     {
         using var native = ConformanceKit.Native(output);
         if (native is null)

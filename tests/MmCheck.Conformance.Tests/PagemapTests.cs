@@ -82,9 +82,9 @@ public sealed class PagemapTests(ITestOutputHelper output)
         using var o = Start(output, needPfns: true);
         if (o is null)
             return;
-        // unmap_region() leaves this CPU's LRU-add batch alone, so a freshly faulted page usually
-        // outlives munmap() there: anonymous, mapped nowhere. Sometimes the batch was drained
-        // meanwhile and the page is already free; try until the first case shows.
+        // mm/vma.c:unmap_region() leaves this CPU's LRU-add batch alone, so a freshly faulted page
+        // usually outlives munmap() there: anonymous, mapped nowhere. Sometimes the batch was
+        // drained meanwhile and the page is already free; try until the first case shows.
         for (int attempt = 0; attempt < 20; attempt++)
         {
             var a = o.MapAnon(0, 1);

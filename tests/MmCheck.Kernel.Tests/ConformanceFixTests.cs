@@ -76,7 +76,7 @@ public class ConformanceFixTests
     [InlineData("MADV_POPULATE_WRITE", true)]
     [InlineData("munmap", false)]
     [InlineData("ftruncate", true)]
-    public void AWriteAfterMadviseFreeReusesThePageOnlyOnceAPopulateDrainedTheBatch(string between, bool reused)
+    public void AWriteAfterMadviseFreeReusesThePageOnlyAfterACallThatDrainsTheBatch(string between, bool reused)
     {
         var p = Proc.Boot();
         ulong a = p.MmapAnon(1);

@@ -1271,9 +1271,9 @@ public sealed partial class Kernel
     }
 
     /// <summary>
-    /// folio_batch_release() → __folio_batch_release(): drains this CPU's LRU batches the first
-    /// time a batch is released (the folios may sit in them, which would keep them from being
-    /// freed), then puts the batch's references.
+    /// folio_batch_release() → mm/swap.c:__folio_batch_release(): drains this CPU's LRU batches
+    /// the first time a batch is released (the folios may sit in them, which would keep them from
+    /// being freed), then puts the batch's references.
     /// </summary>
     /// <remarks>Context: process context; does not sleep. <paramref name="drained"/> is the
     /// batch's percpu_pvec_drained, which folio_batch_init() clears and releasing it sets.</remarks>

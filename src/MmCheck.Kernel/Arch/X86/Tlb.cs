@@ -489,8 +489,9 @@ public sealed partial class Kernel
         }
         tlb.Start = ulong.MaxValue;
         tlb.End = 0;
-        // free_pages_and_swap_cache() puts the references without draining this CPU's LRU batches
-        // (it did before it moved to folios_put_refs()); a folio a batch holds outlives the unmap.
+        // mm/swap_state.c:free_pages_and_swap_cache() puts the references without draining this
+        // CPU's LRU batches (it did before it moved to folios_put_refs()), and
+        // mm/vma.c:unmap_region() does not drain either: a folio a batch holds outlives the unmap.
         foreach (var (f, refs) in tlb.Pages)
         {
             FolioPutRefs(f, refs);
