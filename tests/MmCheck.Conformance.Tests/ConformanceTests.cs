@@ -135,12 +135,15 @@ public sealed class ConformanceTests(ITestOutputHelper output)
     /// CPU's lazyfree batch, whose reference makes the parent's write fault copy it; unless a
     /// MAP_POPULATE in between drained the batch (populate_vma_page_range() ends with
     /// lru_add_drain()), and the page is reused in place; so does truncating a mapped memfd page
-    /// (folio_batch_release()). munmap() of another populated mapping drains nothing. The model
-    /// copied after the populate and the truncate, and reused after the munmap.
+    /// (folio_batch_release()). munmap() of another populated mapping drains nothing, and neither
+    /// does MAP_POPULATE of a PROT_NONE mapping, refused before the drain (random-s5-1351). The model
+    /// copied after the populate and the truncate, and reused after the munmap and the PROT_NONE
+    /// populate.
     /// </summary>
     [Theory]
     [InlineData("none", false)]
     [InlineData("MAP_POPULATE", true)]
+    [InlineData("PROT_NONE MAP_POPULATE", false)]
     [InlineData("munmap", false)]
     [InlineData("ftruncate", true)]
     public void A_write_after_madvise_free_reuses_the_page_only_after_a_call_that_drains_the_batch(string between, bool reused)
@@ -165,6 +168,9 @@ public sealed class ConformanceTests(ITestOutputHelper output)
             case "MAP_POPULATE":
                 b.Mmap(0, Arg.Abs(0), PAGE_SIZE, Rw, Anon | MAP_POPULATE);
                 break;
+            case "PROT_NONE MAP_POPULATE":
+                b.Mmap(0, Arg.Abs(0), PAGE_SIZE, PROT_NONE, Anon | MAP_POPULATE);
+                break;
             case "munmap":
                 b.Munmap(0, Arg.Result(other), PAGE_SIZE);
                 break;
@@ -183,6 +189,49 @@ public sealed class ConformanceTests(ITestOutputHelper output)
         ConformanceKit.Log(output, c, m, n);
         Assert.Null(Comparator.Compare(c, m, n));
         Assert.Equal(reused, n.Observations[before].Frame == n.Observations[after].Frame);
+    }
+
+    /// <summary>
+    /// random-s1-1483: pages shared since fork and then MADV_FREEd are held by the lazyfree batch,
+    /// so the write fault of their last mapper copies. After every fork the oracle's own subjects
+    /// write their stack and .bss pages, shared since that fork; a write fault on one still waiting in
+    /// the lru_add batch drains every batch (mm/memory.c:wp_can_reuse_anon_folio()), and whether one
+    /// was waiting depended on the oracle, not on the case: the kernel reused the page in 5 of 8
+    /// runs. The oracle now moves the lru_add batch to the LRU before each fork (the model's state
+    /// at all times), and the kernel copies in every run, as the model does. Also: a MADV_FREE in
+    /// one process and the drain another's MADV_FREE starts share the oracle's one CPU
+    /// (<see cref="Linux.KernelConfig.OneCpu"/>, random-s2-413).
+    /// </summary>
+    [Fact]
+    public void Forks_of_the_oracle_drain_none_of_the_cases_batches()
+    {
+        using var native = ConformanceKit.Native(output);
+        if (native is null)
+        {
+            return;
+        }
+        for (int run = 0; run < 3; run++)
+        {
+            var b = new CaseBuilder("fork-keeps-lazyfree-batch");
+            int buf = b.Mmap(0, Arg.Abs(0), 2 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE);
+            var second = Arg.Result(buf, (long)PAGE_SIZE);
+            int p1 = b.Fork(0);
+            b.Madvise(0, Arg.Result(buf), 2 * PAGE_SIZE, MADV_FREE);
+            b.Store(0, second, 1, 4);
+            int before = b.Pagemap(p1, second);
+            int p2 = b.Fork(0);
+            b.Load(p2, Arg.Result(buf), 1);
+            int p3 = b.Fork(p1);
+            b.Exit(p1);
+            b.Store(p3, second, 1, 2);
+            int after = b.Pagemap(p3, second);
+            var c = b.Build();
+            var n = native.Run(c);
+            var m = new ModelRunner(native.Layout).Run(c);
+            ConformanceKit.Log(output, c, m, n);
+            Assert.Null(Comparator.Compare(c, m, n));
+            Assert.NotEqual(n.Observations[before].Frame, n.Observations[after].Frame);
+        }
     }
 
     /// <summary>

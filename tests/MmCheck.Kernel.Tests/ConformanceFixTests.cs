@@ -66,13 +66,15 @@ public class ConformanceFixTests
     /// so after MAP_POPULATE or MADV_POPULATE_WRITE elsewhere wp_can_reuse_anon_folio() finds the
     /// mapping's reference alone and reuses the page (random-s38-1508); so does truncating a memfd
     /// page (shmem_undo_range() → folio_batch_release()); munmap() drains nothing
-    /// (mm/vma.c:unmap_region(), free_pages_and_swap_cache()), even when it frees pages. No
-    /// scenario in scenarios/conformance/: a final condition compares frames with each other, not
-    /// with the frame a page had before.
+    /// (mm/vma.c:unmap_region(), free_pages_and_swap_cache()), even when it frees pages, and neither
+    /// does MAP_POPULATE of a PROT_NONE mapping, which populate_vma_page_range() refuses before its
+    /// drain (random-s5-1351). No scenario in scenarios/conformance/: a final condition compares
+    /// frames with each other, not with the frame a page had before.
     /// </summary>
     [Theory]
     [InlineData("none", false)]
     [InlineData("MAP_POPULATE", true)]
+    [InlineData("PROT_NONE MAP_POPULATE", false)]
     [InlineData("MADV_POPULATE_WRITE", true)]
     [InlineData("munmap", false)]
     [InlineData("ftruncate", true)]
@@ -92,6 +94,9 @@ public class ConformanceFixTests
             case "MAP_POPULATE":
                 p.MmapAnon(1, flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE);
                 break;
+            case "PROT_NONE MAP_POPULATE":
+                p.MmapAnon(1, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE);
+                break;
             case "MADV_POPULATE_WRITE":
                 Assert.Equal(0, p.Madvise(p.MmapAnon(1), P, MADV_POPULATE_WRITE));
                 break;
@@ -108,6 +113,33 @@ public class ConformanceFixTests
         Assert.Equal(reused, p.Pagemap(a).Pfn == before);
         Assert.Equal(3UL, p.Read(a));
         Assert.Equal(2UL, child.Read(a));
+        p.AssertClean();
+    }
+
+    /// <summary>
+    /// The LRU batches are per CPU. With every task on one CPU (<see cref="KernelConfig.OneCpu"/>,
+    /// as the conformance oracle pins its processes), the drain that starts the parent's MADV_FREE
+    /// (mm/madvise.c:madvise_free_single_vma()) empties the batch the child's MADV_FREE filled, and
+    /// the child's write then reuses its page; with a CPU per task the child's batch keeps its
+    /// reference and the write copies (random-s2-413).
+    /// </summary>
+    [Theory]
+    [InlineData(true, true)]
+    [InlineData(false, false)]
+    public void ADrainEmptiesTheBatchesOfItsOwnCpuOnly(bool oneCpu, bool reused)
+    {
+        var p = Proc.Boot(new KernelConfig { OneCpu = oneCpu });
+        ulong a = p.MmapAnon(1);
+        p.Write(a, 1);
+        var child = p.Fork();
+        p.Write(a, 2);
+        ulong before = child.Pagemap(a).Pfn;
+        Assert.Equal(0, child.Madvise(a, P, MADV_FREE));
+        Assert.Equal(0, p.Madvise(a, P, MADV_FREE));
+        child.Write(a, 3);
+        Assert.Equal(reused, child.Pagemap(a).Pfn == before);
+        Assert.Equal(3UL, child.Read(a));
+        Assert.Equal(2UL, p.Read(a));
         p.AssertClean();
     }
 }

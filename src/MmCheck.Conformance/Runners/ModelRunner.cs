@@ -27,6 +27,8 @@ public sealed class ModelRunner
             MmapMinAddr = layout.MmapMinAddr,
             StackRlimit = 8UL << 20,
             MemSoftDirty = false,
+            // The oracle pins every process it runs to one CPU.
+            OneCpu = true,
         };
     }
 

@@ -92,6 +92,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -764,6 +765,32 @@ static void sub_close(struct req *r)
 	reply_status(syscall(SYS_close, ARG_I(r, 0)));
 }
 
+/*
+ * After fork() the subject's own stack and .bss pages are shared copy-on-write,
+ * and both processes write them at once.  A write fault on such a page that is
+ * still in this CPU's lru_add batch (a page copied since the batch last moved)
+ * makes wp_can_reuse_anon_folio() call lru_add_drain(), which drains every
+ * per-CPU batch, the lazyfree one a case's MADV_FREE filled among them: whether
+ * that happened would depend on how full the lru_add batch was, not on the case.
+ * Faulting in a full batch of fresh pages first makes folio_batch_add_and_move()
+ * move the lru_add batch to the LRU, which drains no other batch, so every page
+ * written after fork() is already on the LRU.  That is the model's state at all
+ * times: it has no lru_add batch.
+ */
+#define FOLIO_BATCH_SIZE	31
+#define FLUSH_PAGES		(FOLIO_BATCH_SIZE + 1)
+static char lru_flush_area[FLUSH_PAGES][4096] __attribute__((aligned(4096)));
+
+static void flush_lru_add_batch(void)
+{
+	int i;
+
+	/* MADV_DONTNEED drains nothing: the writes below fault in new pages. */
+	syscall(SYS_madvise, lru_flush_area, sizeof(lru_flush_area), MADV_DONTNEED);
+	for (i = 0; i < FLUSH_PAGES; i++)
+		*(volatile char *)lru_flush_area[i] = 1;
+}
+
 static void sub_fork(struct req *r)
 {
 	int newid = ARG_I(r, 0);
@@ -773,6 +800,7 @@ static void sub_fork(struct req *r)
 		reply_bad("bad new subject id %d", newid);
 		return;
 	}
+	flush_lru_add_batch();
 	pid = fork();
 	if (pid < 0) {
 		reply_err(errno);

@@ -23,6 +23,12 @@ public sealed record KernelConfig
     public bool IoStrictDevmem { get; init; }
     /// <summary>A lockdep graph shared across kernel instances (one exploration); null for a fresh one.</summary>
     public LockGraph? LockGraph { get; init; }
+    /// <summary>Every task runs on the same CPU, as processes pinned there with sched_setaffinity()
+    /// do (the conformance oracle pins its processes to the lowest CPU): they share one set of
+    /// per-CPU data, the LRU batches. Each task keeps its own <see cref="Cpu"/> (its TLB and loaded
+    /// mm), as a context switch would leave them. Off, the default: a task per CPU, as scenario
+    /// threads run.</summary>
+    public bool OneCpu { get; init; }
 }
 
 /// <summary>

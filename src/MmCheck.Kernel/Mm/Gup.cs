@@ -596,8 +596,9 @@ public sealed partial class Kernel
 
     /// <summary>
     /// populate_vma_page_range(): faults in a range of one VMA: writable private mappings with write
-    /// faults (to break COW), others with reads (using the zero page); then drains this CPU's LRU
-    /// batches, as faultin_page_range() does.
+    /// faults (to break COW), others with forced reads (using the zero page); then drains this CPU's
+    /// LRU batches, as faultin_page_range() does. A PROT_NONE or unreadable VMA is refused with
+    /// -EFAULT before any of that: MAP_POPULATE of a PROT_NONE mapping drains nothing.
     /// </summary>
     /// <remarks>Context: mmap read lock held; the faults may drop it (reported back).</remarks>
     [KernelSymbol("populate_vma_page_range", "mm/gup.c")]
@@ -609,15 +610,12 @@ public sealed partial class Kernel
         {
             return (nrPages, true);
         }
+        if (!vma.IsAccessible || (vma.VmFlags & VmFlags.VM_MAYREAD) == 0)
+        {
+            return (-Errno.EFAULT, true);
+        }
         var gupFlags = FOLL_TOUCH | FOLL_UNLOCKABLE;
-        if ((vma.VmFlags & (VmFlags.VM_WRITE | VmFlags.VM_SHARED)) == VmFlags.VM_WRITE)
-        {
-            gupFlags |= FOLL_WRITE;
-        }
-        if (vma.IsAccessible)
-        {
-            gupFlags |= FOLL_FORCE;
-        }
+        gupFlags |= (vma.VmFlags & (VmFlags.VM_WRITE | VmFlags.VM_SHARED)) == VmFlags.VM_WRITE ? FOLL_WRITE : FOLL_FORCE;
         var result = await __GetUserPages(mm, start, nrPages, gupFlags, null);
         LruAddDrain();
         return result;

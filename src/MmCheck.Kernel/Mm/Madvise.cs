@@ -1192,7 +1192,12 @@ public sealed partial class Kernel
 
     // ---- per-CPU LRU batches (mm/swap.c) ----
 
+    /// <summary>Per CPU (<see cref="ThisCpu"/>): folios waiting for lru_lazyfree(), each holding a reference.</summary>
     private readonly Dictionary<int, List<Folio>> _lruLazyfreeBatches = [];
+
+    /// <summary>smp_processor_id() for per-CPU data: the current task's CPU, or the one CPU of
+    /// <see cref="KernelConfig.OneCpu"/>; -1 outside any task.</summary>
+    private int ThisCpu() => Current is not { } t ? -1 : Config.OneCpu ? 0 : t.Cpu.Id;
 
     /// <summary>
     /// folio_mark_lazyfree(): a clean anonymous folio on the LRU becomes lazily freeable — queued
@@ -1210,7 +1215,7 @@ public sealed partial class Kernel
             !FolioTestSwapcache(folio) && !FolioTest(folio, PageFlags.PG_unevictable))
         {
             FolioGet(folio);
-            int cpu = Current?.Cpu.Id ?? -1;
+            int cpu = ThisCpu();
             if (!_lruLazyfreeBatches.TryGetValue(cpu, out var batch))
             {
                 batch = [];
@@ -1263,7 +1268,7 @@ public sealed partial class Kernel
     [KernelSymbol("lru_add_drain", "mm/swap.c")]
     public void LruAddDrain()
     {
-        int cpu = Current?.Cpu.Id ?? -1;
+        int cpu = ThisCpu();
         if (_lruLazyfreeBatches.TryGetValue(cpu, out var batch) && batch.Count > 0)
         {
             FolioBatchMoveLru(batch);
