@@ -5,7 +5,7 @@ using MmCheck.Litmus.Syntax;
 namespace MmCheck.Cli;
 
 /// <summary>
-/// <c>mmcheck conform [PATH...] [--random N --seed S] [--json]</c>: run deterministic scenarios (the
+/// <c>mmcheck conform [PATH...] [--random N --seed S --mix broad|sharing] [--json]</c>: run deterministic scenarios (the
 /// bundled ones when no PATH is given) and N random cases on the model and natively on this machine's
 /// kernel, and compare every observation. Exit 0 when nothing disagreed, 1 on a disagreement, 2 on
 /// bad usage or a scenario that does not parse or bind.
@@ -27,6 +27,11 @@ internal static class ConformCommand
             Description = "seed of the random case generator",
             DefaultValueFactory = _ => 1,
         };
+        var mix = new Option<string>("--mix")
+        {
+            Description = "which operations random cases favour: broad (every operation and error path) or sharing (fork, stores, MADV_FREE and the other advice that decide which frame a write gets)",
+            DefaultValueFactory = _ => "broad",
+        };
         var json = new Option<bool>("--json")
         {
             Description = "machine-readable result on stdout: cases, agreed, skipped, disagreements",
@@ -38,18 +43,25 @@ internal static class ConformCommand
         cmd.Add(paths);
         cmd.Add(random);
         cmd.Add(seed);
+        cmd.Add(mix);
         cmd.Add(json);
         cmd.Add(noShrink);
-        cmd.SetAction(p => Execute(io, p.GetValue(paths) ?? [], p.GetValue(random), p.GetValue(seed), p.GetValue(json), !p.GetValue(noShrink)));
+        cmd.SetAction(p => Execute(io, p.GetValue(paths) ?? [], p.GetValue(random), p.GetValue(seed), p.GetValue(mix)!, p.GetValue(json), !p.GetValue(noShrink)));
         return cmd;
     }
 
-    private static int Execute(CliIo io, string[] paths, int random, int seed, bool json, bool shrink)
+    private static int Execute(CliIo io, string[] paths, int random, int seed, string mixName, bool json, bool shrink)
     {
         if (random < 0)
         {
             throw new UsageException($"--random must be 0 or more, not {random}");
         }
+        var mix = mixName switch
+        {
+            "broad" => GeneratorMix.Broad,
+            "sharing" => GeneratorMix.Sharing,
+            _ => throw new UsageException($"--mix takes broad or sharing, not '{mixName}'"),
+        };
         // Scenarios that cannot be read or do not parse are errors (exit 2), as for explore; the
         // others run. They are not bound: conformance lowers them itself, with its own observation
         // verbs (pagemap, smaps, …), and skips what it cannot lower, with the reason.
@@ -84,6 +96,7 @@ internal static class ConformCommand
         var options = new ConformanceOptions
         {
             Shrink = shrink,
+            Generator = new GeneratorOptions { Mix = mix },
             Progress = io.Interactive && !json
                 ? o => io.Err.Write($"\r{++done}/{total} {o.Verdict.ToString().ToLowerInvariant(),-9}")
                 : null,

@@ -3,9 +3,26 @@ using static MmCheck.Conformance.Native.LinuxAbi;
 
 namespace MmCheck.Conformance;
 
+/// <summary>Which operations the random generator favours.</summary>
+public enum GeneratorMix
+{
+    /// <summary>Every operation, argument and error path (the default).</summary>
+    Broad,
+
+    /// <summary>
+    /// Page sharing and reuse: small valid mappings, forks, stores, and MADV_FREE, DONTNEED,
+    /// POPULATE_(READ|WRITE), WIPEONFORK, DONTFORK and DOFORK far more often; few invalid arguments.
+    /// Copy-on-write, lazily freed pages and the per-CPU LRU batches decide which frame a write
+    /// gets, and those decisions need several of these in a row, which the broad mix rarely makes.
+    /// </summary>
+    Sharing,
+}
+
 /// <summary>What the random generator may use.</summary>
 public sealed record GeneratorOptions
 {
+    public GeneratorMix Mix { get; init; } = GeneratorMix.Broad;
+
     /// <summary>Operations before the final observation sweep (at least 8).</summary>
     public int MaxOps { get; init; } = 40;
 
@@ -46,6 +63,14 @@ public sealed record GeneratorOptions
 public sealed class Generator
 {
     private const long P = 4096;
+
+    /// <summary>The advice of <see cref="GeneratorMix.Sharing"/>, repeated by weight.</summary>
+    internal static readonly int[] SharingAdvices =
+    [
+        MADV_DONTNEED, MADV_FREE, MADV_FREE, 22 /* POPULATE_READ */, 23 /* POPULATE_WRITE */,
+        23 /* POPULATE_WRITE */, 18 /* WIPEONFORK */, MADV_DONTFORK, MADV_DOFORK,
+    ];
+
     private readonly int _seed;
     private readonly GeneratorOptions _options;
 
@@ -72,7 +97,8 @@ public sealed class Generator
     public ConformanceCase Generate(int index)
     {
         var rng = new Random(unchecked((_seed * 1_000_003) ^ (index * 7919) ^ 0x5eed));
-        var g = new Gen(rng, _options, $"random-s{_seed.ToString(CultureInfo.InvariantCulture)}-{index.ToString(CultureInfo.InvariantCulture)}");
+        string mix = _options.Mix == GeneratorMix.Broad ? "" : _options.Mix.ToString().ToLowerInvariant() + "-";
+        var g = new Gen(rng, _options, $"random-{mix}s{_seed.ToString(CultureInfo.InvariantCulture)}-{index.ToString(CultureInfo.InvariantCulture)}");
         return g.Build();
     }
 
@@ -98,6 +124,8 @@ public sealed class Generator
             MADV_DONTNEED, MADV_FREE, MADV_DONTFORK, MADV_DOFORK, 18 /* WIPEONFORK */, 19 /* KEEPONFORK */,
             22 /* POPULATE_READ */, 23 /* POPULATE_WRITE */, MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL,
         ];
+
+        private bool Sharing => options.Mix == GeneratorMix.Sharing;
 
         private bool Chance(double p) => rng.NextDouble() < p;
 
@@ -128,7 +156,7 @@ public sealed class Generator
         private void Step()
         {
             int p = PickProc();
-            int w = rng.Next(100);
+            int w = Sharing ? SharingWeight(rng.Next(100)) : rng.Next(100);
             int before = _b.Count;
             OpKind? did = null;
             if (w < 16)
@@ -212,6 +240,25 @@ public sealed class Generator
             }
         }
 
+        /// <summary>Maps a roll to the point of the broad mix's scale that picks the same
+        /// operation, with the sharing mix's weights: fewer mmaps, munmaps and observations; many
+        /// more forks, madvises and stores.</summary>
+        private static int SharingWeight(int roll) => roll switch
+        {
+            < 8 => 0,      // mmap
+            < 12 => 16,    // munmap
+            < 17 => 22,    // mprotect
+            < 21 => 28,    // mremap
+            < 36 => 33,    // madvise
+            < 38 => 40,    // memfd_create
+            < 40 => 43,    // ftruncate
+            < 50 => 48,    // fork
+            < 52 => 52,    // exit
+            < 62 => 54,    // load
+            < 84 => 70,    // store
+            _ => 88,       // an observation
+        };
+
         // ---- arguments ----
 
         private Region? PickRegion(int p)
@@ -226,7 +273,7 @@ public sealed class Generator
             return rs[i];
         }
 
-        private long PickPages() => rng.Next(100) switch
+        private long PickPages() => Sharing ? rng.Next(1, 5) : rng.Next(100) switch
         {
             < 45 => rng.Next(1, 3),
             < 80 => rng.Next(3, 9),
@@ -333,7 +380,7 @@ public sealed class Generator
             int flags = (shared ? MAP_SHARED : MAP_PRIVATE) | (memfd ? 0 : MAP_ANONYMOUS);
             Arg addr = Arg.Abs(0);
             bool weird = false;
-            int mode = forceValid ? 0 : rng.Next(100);
+            int mode = forceValid || (Sharing && Chance(0.8)) ? 0 : rng.Next(100);
             if (mode >= 55 && mode < 65)
             {
                 addr = PickAddr(p, aligned: Chance(0.8));
@@ -429,7 +476,7 @@ public sealed class Generator
                     _b.Mprotect(p, addr, (ulong)len, Chance(0.03) ? 0x40 : PickProt());
                     break;
                 default:
-                    _b.Madvise(p, addr, (ulong)len, Chance(0.03) ? 999 : Pick(Advices));
+                    _b.Madvise(p, addr, (ulong)len, Sharing ? Pick(SharingAdvices) : Chance(0.03) ? 999 : Pick(Advices));
                     break;
             }
         }

@@ -70,6 +70,34 @@ public sealed class GeneratorTests
         }
     }
 
+    /// <summary>The sharing mix (mmcheck conform --mix sharing): cases named apart, valid and as safe as
+    /// the broad mix's, only its advice, and several times the broad mix's forks and MADV_FREEs.</summary>
+    [Fact]
+    public void The_sharing_mix_favours_forks_stores_and_madv_free()
+    {
+        var broad = new Generator(5).GenerateCases(300).ToList();
+        var sharing = new Generator(5, new GeneratorOptions { Mix = GeneratorMix.Sharing }).GenerateCases(300).ToList();
+        Assert.Equal(sharing.Select(c => c.ToText()), new Generator(5, new GeneratorOptions { Mix = GeneratorMix.Sharing }).GenerateCases(300).Select(c => c.ToText()));
+        static double PerCase(List<ConformanceCase> cs, Func<Op, bool> f) => cs.Sum(c => c.Ops.Count(f)) / (double)cs.Count;
+        static bool Free(Op o) => o.Kind == OpKind.Madvise && o[2].IsAbsolute && o[2].Value == MADV_FREE;
+        foreach (var c in sharing)
+        {
+            Assert.StartsWith("random-sharing-s5-", c.Name, StringComparison.Ordinal);
+            Assert.Null(c.Validate());
+            foreach (var op in c.Ops.Where(o => o.Kind == OpKind.Madvise))
+            {
+                Assert.Contains((int)op[2].Value, Generator.SharingAdvices);
+            }
+            foreach (var op in c.Ops.Where(o => o.Kind == OpKind.Mmap && o[1].Value > 512 * (long)PAGE_SIZE))
+            {
+                Assert.Equal(0, op[3].Value & (MAP_POPULATE | MAP_NORESERVE));
+            }
+        }
+        Assert.True(PerCase(sharing, o => o.Kind == OpKind.Fork) > 1.5 * PerCase(broad, o => o.Kind == OpKind.Fork));
+        Assert.True(PerCase(sharing, Free) > 3 * PerCase(broad, Free));
+        Assert.True(PerCase(sharing, o => o.Kind == OpKind.Store) > PerCase(broad, o => o.Kind == OpKind.Store));
+    }
+
     [Fact]
     public void Options_leave_out_mremap_and_madvise()
     {
