@@ -21,6 +21,7 @@ public enum GeneratorMix
 /// <summary>What the random generator may use.</summary>
 public sealed record GeneratorOptions
 {
+    /// <summary>Which operations to favour; a mix other than broad names its cases random-&lt;mix&gt;-s…</summary>
     public GeneratorMix Mix { get; init; } = GeneratorMix.Broad;
 
     /// <summary>Operations before the final observation sweep (at least 8).</summary>
